@@ -1,0 +1,224 @@
+"""Compile one C, C++ or OpenCL source to an :class:`~ncc.frontend.ir.IRModule`."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ncc.errors import CompilationError, InputError
+from ncc.frontend.ir import IRModule
+from ncc.frontend.toolchain import Toolchain, find_toolchain
+
+logger = logging.getLogger(__name__)
+
+#: File extension -> language.
+SOURCE_EXTENSIONS = {".c": "c", ".cpp": "c++", ".cc": "c++", ".cxx": "c++", ".cl": "opencl"}
+#: Language -> the extension a text source is written to disk with.
+LANGUAGE_EXTENSIONS = {"c": ".c", "c++": ".cpp", "opencl": ".cl"}
+#: Names accepted for ``language=`` and what they mean.
+LANGUAGE_ALIASES = {"c": "c", "c++": "c++", "cpp": "c++", "cxx": "c++", "cl": "opencl", "opencl": "opencl"}
+
+#: Seconds one clang run may take before it counts as failed.
+DEFAULT_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class SourceText:
+    """A source read into memory, with where it came from.
+
+    Attributes:
+        text: the source (undecodable bytes kept as surrogate escapes, so they round-trip).
+        path: the file it was read from, or None for text given directly.
+        language: ``c``, ``c++`` or ``opencl``.
+        name: short name, the file's stem by default.
+    """
+
+    text: str
+    path: Path | None
+    language: str
+    name: str
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of the source bytes."""
+        return hashlib.sha256(encode_source(self.text)).hexdigest()
+
+
+def encode_source(text: str) -> bytes:
+    """Source text back to bytes (the inverse of :func:`decode_source`)."""
+    return text.encode("utf-8", errors="surrogateescape")
+
+
+def decode_source(data: bytes) -> str:
+    """Bytes of a source file to text; bytes that are not UTF-8 survive as surrogate escapes."""
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+def normalise_language(language: str) -> str:
+    """``cpp``/``cxx`` -> ``c++``, ``cl`` -> ``opencl``; raises InputError for anything else."""
+    try:
+        return LANGUAGE_ALIASES[language.lower()]
+    except KeyError:
+        raise InputError(f"unknown language {language!r}; expected one of c, c++, opencl") from None
+
+
+def language_of(path: str | os.PathLike) -> str | None:
+    """The language a file extension implies, or None."""
+    return SOURCE_EXTENSIONS.get(Path(path).suffix.lower())
+
+
+def read_text_file(path: str | os.PathLike) -> bytes:
+    """The bytes of a text file, or InputError with a one-line reason naming the file.
+
+    Raises:
+        InputError: the file is missing, a directory, unreadable, empty or binary (holds NUL bytes).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("no such file", str(path)) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a file", str(path)) from None
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror or error}", str(path)) from None
+    if not data.strip():
+        raise InputError("file is empty", str(path))
+    if b"\0" in data[:65536]:
+        raise InputError("binary file (holds NUL bytes), expected text", str(path))
+    return data
+
+
+def _looks_like_path(source: str) -> bool:
+    """A one-line string that names a file rather than holding code."""
+    if "\n" in source or len(source) > 4096:
+        return False
+    stripped = source.strip()
+    return bool(stripped) and (Path(stripped).suffix.lower() in SOURCE_EXTENSIONS or os.sep in stripped
+                               or os.path.exists(stripped))
+
+
+def read_source(source: str | os.PathLike, language: str | None = None, name: str | None = None) -> SourceText:
+    """Resolve ``source`` (a path or source text) into a :class:`SourceText`.
+
+    A ``Path`` is always a file. A string is a file when it has no newline and names an existing
+    file or looks like a path (has a source extension or a directory separator); otherwise it is code.
+
+    Raises:
+        InputError: unreadable/empty/binary file, or a language that cannot be inferred.
+    """
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
+        path = Path(os.fspath(source).strip() if isinstance(source, str) else source)
+        text = decode_source(read_text_file(path))
+        resolved_language = normalise_language(language) if language else language_of(path)
+        if resolved_language is None:
+            raise InputError(f"cannot tell the language from the extension {path.suffix!r}; "
+                             "pass language= (c, c++ or opencl)", str(path))
+        return SourceText(text=text, path=path, language=resolved_language, name=name or path.stem)
+    if not isinstance(source, str):
+        raise InputError(f"expected a path or source text, got {type(source).__name__}")
+    if not source.strip():
+        raise InputError("source text is empty")
+    if language is None:
+        raise InputError("language= is required when the source is given as text")
+    return SourceText(text=source, path=None, language=normalise_language(language), name=name or "module")
+
+
+def compile_source_text(source: SourceText, opt_level: int | str = 0, flags: tuple[str, ...] | list[str] = (),
+                        toolchain: Toolchain | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> IRModule:
+    """Compile a source that is already in memory.
+
+    The text is written to a private temporary directory as ``<name><ext>`` and compiled there; when
+    it came from a file, that file's directory is searched first for ``#include "..."``.
+
+    Args:
+        source: the source and its provenance.
+        opt_level: 0-3, or ``s``/``z``; always passed explicitly.
+        flags: extra clang flags.
+        toolchain: the clang to use (default: :func:`find_toolchain`).
+        timeout_s: seconds before the compile counts as failed.
+
+    Returns:
+        The IRModule.
+
+    Raises:
+        CompilationError: clang failed or timed out; carries the command and clang's stderr.
+    """
+    toolchain = toolchain or find_toolchain()
+    include_flags = ["-iquote", str(source.path.resolve().parent)] if source.path is not None else []
+    all_flags = tuple(include_flags) + tuple(flags)
+    file_name = _safe_file_name(source.name) + LANGUAGE_EXTENSIONS[source.language]
+    shown_path = str(source.path) if source.path is not None else None
+    with tempfile.TemporaryDirectory(prefix="ncc-compile-") as work_dir:
+        Path(work_dir, file_name).write_bytes(encode_source(source.text))
+        command = toolchain.command(source.language, file_name, "out.ll", opt_level, all_flags)
+        logger.debug("compiling %s: %s", shown_path or source.name, " ".join(command))
+        try:
+            completed = subprocess.run(command, cwd=work_dir, capture_output=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired as error:
+            raise CompilationError(f"clang timed out after {timeout_s:.0f} s", shown_path, command,
+                                   _decode_output(error.stderr or b"")) from None
+        except OSError as error:
+            raise CompilationError(f"cannot run clang: {error}", shown_path, command) from None
+        stderr = _decode_output(completed.stderr)
+        output = Path(work_dir, "out.ll")
+        if completed.returncode != 0 or not output.is_file():
+            first_error = next((line for line in stderr.splitlines() if "error" in line), "")
+            message = f"clang exited with status {completed.returncode}"
+            if first_error:
+                message += f": {first_error.strip()}"
+            raise CompilationError(message, shown_path, command, stderr)
+        text = output.read_text(errors="surrogateescape")
+    if stderr.strip():
+        logger.debug("clang diagnostics for %s:\n%s", shown_path or source.name, stderr.strip())
+    arguments = toolchain.compile_arguments(source.language, opt_level, all_flags)
+    return IRModule(text=text, name=source.name, source_path=shown_path, language=source.language,
+                    toolchain=toolchain.name, toolchain_version=toolchain.version, flags=tuple(arguments),
+                    source_sha256=source.sha256)
+
+
+def compile(source: str | os.PathLike, language: str | None = None, opt_level: int | str = 0,
+            flags: tuple[str, ...] | list[str] = (), clang: str | os.PathLike | Toolchain | None = None,
+            name: str | None = None, dialect: str | None = None) -> IRModule:
+    """Compile C, C++ or OpenCL to LLVM IR.
+
+    Args:
+        source: a path, or source text (text when it has a newline or names no file).
+        language: ``c``, ``c++`` or ``opencl``; inferred from the extension of a file
+            (.c .cpp .cc .cxx .cl), required for text.
+        opt_level: 0-3 (or ``s``/``z``); always passed to clang, so OpenCL is not silently -O2.
+        flags: extra clang flags (``-DN=4``, ``-Iinclude`` ...).
+        clang: a system clang (path or name) or Toolchain; default ``$NCC_CLANG``, else ziglang's clang.
+        name: the module name (default: the file's stem, or ``module``).
+        dialect: a source dialect from :mod:`ncc.frontend.dialects` (e.g. ``poj104``) whose rewrites
+            and flags are applied first.
+
+    Returns:
+        IRModule with the IR text and its provenance (toolchain, version, flags, source sha256).
+
+    Raises:
+        InputError: missing, empty, binary or unreadable file; unknown language.
+        CompilationError: clang rejected the source.
+        ToolchainError: no usable clang.
+    """
+    source_text = read_source(source, language, name)
+    all_flags = tuple(flags)
+    if dialect is not None:
+        from ncc.frontend.dialects import apply_dialect
+
+        source_text, all_flags = apply_dialect(dialect, source_text, all_flags)
+    return compile_source_text(source_text, opt_level, all_flags, find_toolchain(clang))
+
+
+def _safe_file_name(name: str) -> str:
+    cleaned = "".join(character if character.isalnum() or character in "-_." else "_" for character in name)
+    return cleaned.strip(".") or "module"
+
+
+def _decode_output(data: bytes | str) -> str:
+    return data if isinstance(data, str) else data.decode("utf-8", errors="replace")

@@ -1,0 +1,208 @@
+"""Finding a clang and turning a compile request into its command line.
+
+The default toolchain is the clang inside the PyPI package ``ziglang`` (clang 22, the same LLVM as
+llvmlite), so a pip-only install compiles C, C++ and OpenCL. A system clang (version 14 or newer) is
+used when the user names one, through the ``clang=`` argument of the frontend functions or the
+environment variable ``NCC_CLANG`` (a path or a name on ``$PATH``).
+
+How each language is compiled:
+
+* ziglang, C and C++: ``zig cc`` / ``zig c++ -target x86_64-linux-gnu -g0 -fno-sanitize=all``, which
+  brings zig's own libc and libc++ headers.
+* ziglang, OpenCL: ``zig clang -cc1 -triple spir64 -x cl -cl-std=CL1.2 -fdeclare-opencl-builtins
+  -include opencl_shim.h``. Zig ships no ``opencl-c.h``; the builtin functions come from clang's
+  ``-fdeclare-opencl-builtins`` and the types and macros from the shim in ``ncc/frontend/include``.
+* system clang: ``clang -x c|c++|cl -S -emit-llvm``; OpenCL with ``-target spir64 -cl-std=CL1.2`` and
+  clang's own default OpenCL header.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import logging
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ncc.errors import ToolchainError
+
+logger = logging.getLogger(__name__)
+
+#: Languages the frontend compiles, with the ``-x`` name clang uses for each.
+CLANG_LANGUAGE_NAMES = {"c": "c", "c++": "c++", "opencl": "cl"}
+
+#: Oldest system clang accepted.
+MINIMUM_CLANG_MAJOR = 14
+
+#: Headers shipped with ncc (the OpenCL shim, the POJ-104 prelude).
+INCLUDE_DIR = Path(__file__).resolve().parent / "include"
+OPENCL_SHIM_HEADER = INCLUDE_DIR / "opencl_shim.h"
+
+_ZIG_C_TARGET_FLAGS = ("-target", "x86_64-linux-gnu", "-g0", "-fno-sanitize=all")
+_OPENCL_FLAGS = ("-cl-std=CL1.2",)
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """A clang that ncc can run.
+
+    Attributes:
+        kind: ``ziglang`` (clang inside the ziglang package) or ``system``.
+        path: the executable (``zig`` for ziglang, else the clang binary).
+        version: e.g. ``clang 22.1.8``.
+    """
+
+    kind: str
+    path: str
+    version: str
+
+    @property
+    def major(self) -> int:
+        """The clang major version number."""
+        return int(self.version.split()[1].split(".")[0])
+
+    @property
+    def name(self) -> str:
+        """What IRModule.toolchain records: ``ziglang`` or the clang path."""
+        return "ziglang" if self.kind == "ziglang" else self.path
+
+    def compile_arguments(self, language: str, opt_level: int | str, flags: tuple[str, ...] = ()) -> list[str]:
+        """The arguments that compile one source of ``language`` to textual IR, without input/output paths.
+
+        Args:
+            language: ``c``, ``c++`` or ``opencl``.
+            opt_level: 0-3, or ``s``/``z``.
+            flags: extra clang flags (``-D``, ``-I``, ``-std=`` ...), appended last.
+
+        Returns:
+            The argument list that follows the executable.
+        """
+        if language not in CLANG_LANGUAGE_NAMES:
+            raise ToolchainError(f"unsupported language {language!r}; expected one of {sorted(CLANG_LANGUAGE_NAMES)}")
+        optimisation = f"-O{opt_level}"
+        if self.kind == "ziglang":
+            if language == "opencl":
+                return ["clang", "-cc1", "-triple", "spir64", "-emit-llvm", optimisation, "-x", "cl",
+                        *_OPENCL_FLAGS, "-fdeclare-opencl-builtins", "-discard-value-names",
+                        "-include", str(OPENCL_SHIM_HEADER), *flags]
+            driver = "cc" if language == "c" else "c++"
+            return [driver, *_ZIG_C_TARGET_FLAGS, "-S", "-emit-llvm", optimisation,
+                    "-Wno-unused-command-line-argument", "-x", CLANG_LANGUAGE_NAMES[language], *flags]
+        if language == "opencl":
+            return ["-S", "-emit-llvm", optimisation, "-g0", "-target", "spir64", "-x", "cl", *_OPENCL_FLAGS,
+                    "-Xclang", "-finclude-default-header", *flags]
+        return ["-S", "-emit-llvm", optimisation, "-g0", "-x", CLANG_LANGUAGE_NAMES[language], *flags]
+
+    def command(self, language: str, source: str, output: str, opt_level: int | str = 0,
+                flags: tuple[str, ...] = ()) -> list[str]:
+        """The full command line that compiles ``source`` to textual IR in ``output``."""
+        return [self.path, *self.compile_arguments(language, opt_level, flags), source, "-o", output]
+
+
+def _zig_executable() -> Path:
+    """The ``zig`` binary inside the installed ziglang package."""
+    try:
+        import ziglang
+    except ImportError as error:
+        raise ToolchainError("the ziglang package is not installed (pip install ziglang), "
+                             "and no system clang was named (NCC_CLANG or clang=)") from error
+    package_dir = Path(ziglang.__file__).resolve().parent
+    for candidate in ("zig", "zig.exe"):
+        if (package_dir / candidate).is_file():
+            return package_dir / candidate
+    raise ToolchainError(f"no zig executable inside the ziglang package at {package_dir}")
+
+
+def _clang_version(command: list[str]) -> str:
+    """Run ``command --version`` and return ``clang X.Y.Z``."""
+    try:
+        completed = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ToolchainError(f"cannot run {' '.join(command)}: {error}") from error
+    match = re.search(r"clang version (\d+\.\d+\.\d+)", completed.stdout)
+    if completed.returncode != 0 or not match:
+        raise ToolchainError(f"{' '.join(command)} --version did not report a clang version: "
+                             f"{(completed.stdout + completed.stderr).strip()[:200]}")
+    return f"clang {match.group(1)}"
+
+
+@functools.lru_cache(maxsize=None)
+def _find_toolchain_cached(requested: str | None) -> Toolchain:
+    if requested is None:
+        zig = _zig_executable()
+        version = _clang_version([str(zig), "clang"])
+        logger.debug("using ziglang clang at %s (%s)", zig, version)
+        return Toolchain(kind="ziglang", path=str(zig), version=version)
+    resolved = requested if os.sep in requested else shutil.which(requested)
+    if not resolved or not Path(resolved).is_file():
+        raise ToolchainError(f"clang {requested!r} not found (from clang= or NCC_CLANG)")
+    resolved = str(Path(resolved).resolve()) if os.sep in requested else resolved
+    version = _clang_version([resolved])
+    toolchain = Toolchain(kind="system", path=resolved, version=version)
+    if toolchain.major < MINIMUM_CLANG_MAJOR:
+        raise ToolchainError(f"{resolved} is {version}; ncc needs clang {MINIMUM_CLANG_MAJOR} or newer")
+    logger.debug("using system clang at %s (%s)", resolved, version)
+    return toolchain
+
+
+def find_toolchain(clang: str | os.PathLike | Toolchain | None = None) -> Toolchain:
+    """The toolchain to compile with.
+
+    Args:
+        clang: a Toolchain, a path or name of a system clang, or None for ``$NCC_CLANG`` if set and
+            the ziglang package's clang otherwise. The name ``ziglang`` picks the packaged clang.
+
+    Returns:
+        The Toolchain (looked up once per process for each request).
+
+    Raises:
+        ToolchainError: the named clang is missing, is too old, or ziglang is not installed.
+    """
+    if isinstance(clang, Toolchain):
+        return clang
+    requested = str(clang) if clang is not None else os.environ.get("NCC_CLANG") or None
+    if requested == "ziglang":
+        requested = None
+    return _find_toolchain_cached(requested)
+
+
+def _distribution_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def doctor_report(clang: str | os.PathLike | Toolchain | None = None) -> dict:
+    """What ``ncc doctor`` prints: the toolchain and the versions that matter.
+
+    Args:
+        clang: as for :func:`find_toolchain`.
+
+    Returns:
+        A dict with ``toolchain``, ``clang_path``, ``clang_version``, ``llvmlite_llvm_version``,
+        ``python``, ``platform`` and the versions of numpy, llvmlite, ziglang, networkx and torch
+        (None when a package is absent; torch is looked up, never imported). A toolchain that cannot be
+        found gives ``toolchain: None`` and the reason in ``toolchain_error``.
+    """
+    report: dict = {"python": sys.version.split()[0], "platform": platform.platform()}
+    try:
+        toolchain = find_toolchain(clang)
+        report.update(toolchain=toolchain.kind, clang_path=toolchain.path, clang_version=toolchain.version)
+    except ToolchainError as error:
+        report.update(toolchain=None, clang_path=None, clang_version=None, toolchain_error=str(error))
+    try:
+        import llvmlite.binding as llvm
+
+        report["llvmlite_llvm_version"] = ".".join(str(part) for part in llvm.llvm_version_info)
+    except ImportError:
+        report["llvmlite_llvm_version"] = None
+    for package in ("numpy", "llvmlite", "ziglang", "networkx", "torch"):
+        report[f"{package}_version"] = _distribution_version(package)
+    return report
