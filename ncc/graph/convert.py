@@ -4,7 +4,7 @@ Every conversion here is an exact round trip: ``from_x(to_x(g)).equals(g)`` hold
 survives too (as long as it is JSON-serialisable, for the JSON and npz formats). The PyTorch Geometric
 and Graphviz conversions live in :mod:`ncc.graph.convert_pyg` and :mod:`ncc.graph.convert_dot` and are
 re-exported here, so ``from ncc.graph.convert import to_pyg, to_dot`` works; neither imports torch
-until called.
+until called. :func:`save` and :func:`load` pick the format from the file suffix.
 
 Formats:
     networkx: a ``MultiDiGraph`` whose nodes are the ints ``0..N-1`` with attributes ``type`` (name from
@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "ncc.program_graph"
 
-__all__ = ["FORMAT", "to_networkx", "from_networkx", "to_json", "from_json", "save_json", "load_json",
+__all__ = ["FORMAT", "save", "load", "to_networkx", "from_networkx", "to_json", "from_json", "save_json", "load_json",
            "save_npz", "load_npz", "to_pyg", "from_pyg", "to_dot"]
 
 _NUMERIC = {"node_type": np.int8, "node_function": np.int32, "node_block": np.int32,
@@ -442,3 +442,52 @@ def load_npz(path: str | os.PathLike, validate: bool = True) -> ProgramGraph:
     except KeyError as error:
         raise GraphBuildError(f"header lacks {error.args[0]!r}", where) from None
     return _assemble(columns, names, module, metadata, where, validate)
+
+
+# ----------------------------------------------------------------------------------------- by file suffix
+
+def save(graph: ProgramGraph, path: str | os.PathLike) -> Path:
+    """Write a program graph in the format its file suffix names, atomically.
+
+    Args:
+        graph: the program graph.
+        path: ``*.json`` (:func:`save_json`), ``*.npz`` (:func:`save_npz`) or ``*.dot``/``*.gv``
+            (:func:`~ncc.graph.convert_dot.to_dot`, which cannot be read back).
+
+    Returns:
+        The path written.
+
+    Raises:
+        InputError: the suffix names no format.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        return save_json(graph, path)
+    if suffix == ".npz":
+        return save_npz(graph, path)
+    if suffix in (".dot", ".gv"):
+        text = to_dot(graph)
+        return _atomic_write(path, lambda stream: stream.write(text), "w")
+    raise InputError(f"unknown program graph format {suffix!r}; use .json, .npz, .dot or .gv", str(path))
+
+
+def load(path: str | os.PathLike, validate: bool = True) -> ProgramGraph:
+    """Read a program graph written by :func:`save` (``*.json`` or ``*.npz``).
+
+    Args:
+        path: the file.
+        validate: check the result with :meth:`ProgramGraph.validate`.
+
+    Returns:
+        The program graph.
+
+    Raises:
+        InputError: the file is missing or its suffix names no readable format.
+        GraphBuildError: the file is not an ncc program graph of a readable version.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        return load_json(path, validate)
+    if suffix == ".npz":
+        return load_npz(path, validate)
+    raise InputError(f"cannot read program graphs from {suffix!r} files; use .json or .npz", str(path))

@@ -15,7 +15,7 @@ import pytest
 
 from ncc.errors import GraphBuildError, InputError, NccError
 from ncc.graph import EDGE_FLOWS, NODE_TYPES, SCHEMA_VERSION, ProgramGraph
-from ncc.graph.convert import (FORMAT, from_json, from_networkx, from_pyg, load_json, load_npz, save_json,
+from ncc.graph.convert import (FORMAT, from_json, load, save, from_networkx, from_pyg, load_json, load_npz, save_json,
                                save_npz, to_dot, to_json, to_networkx, to_pyg)
 from ncc.graph.convert_dot import dot_quote
 from ncc.graph.convert_pyg import HETERO_EDGE_TYPES
@@ -149,6 +149,18 @@ def test_networkx_rejects_unknown_names_and_newer_versions(graph):
         from_networkx(g)
 
 
+def test_networkx_with_other_node_ids_and_a_digraph():
+    g = nx.DiGraph(module_name="hand", function_names=["f"])
+    g.add_node("ext", type="instruction", text="[external]")
+    g.add_node("ret", type="instruction", text="ret", full_text="ret void", function=0, block=0)
+    g.add_edge("ext", "ret", flow="call")
+    g.add_edge("ret", "ext", flow="call")
+    graph = from_networkx(g)
+    assert graph.node_full_text.tolist() == ["[external]", "ret void"]
+    assert graph.edge_index.tolist() == [[0, 1], [1, 0]] and graph.edge_position.tolist() == [0, 0]
+    assert graph.function_names == ("f",) and graph.module_name == "hand"
+
+
 # -------------------------------------------------------------------------------------------------- JSON
 
 def test_json_round_trip_through_text(graph):
@@ -257,6 +269,19 @@ def test_npz_rejects_foreign_and_newer_files(graph, tmp_path):
         load_npz(tmp_path / "missing.npz")
 
 
+@pytest.mark.parametrize("suffix", [".json", ".npz", ".JSON"])
+def test_save_and_load_by_suffix(graph, tmp_path, suffix):
+    assert_same(graph, load(save(graph, tmp_path / f"g{suffix}")))
+
+
+def test_save_dot_and_unknown_suffixes(graph, tmp_path):
+    assert save(graph, tmp_path / "g.dot").read_text(encoding="utf-8") == to_dot(graph)
+    with pytest.raises(InputError, match="unknown program graph format"):
+        save(graph, tmp_path / "g.pkl")
+    with pytest.raises(InputError, match="cannot read"):
+        load(tmp_path / "g.dot")
+
+
 # ---------------------------------------------------------------------------------------------------- PyG
 
 def test_pyg_homogeneous(graph):
@@ -337,6 +362,8 @@ def test_pyg_hetero_maps_back_to_the_graph(name, request):
 def test_pyg_hetero_edge_kinds(graph):
     pytest.importorskip("torch_geometric")
     data = to_pyg(graph, hetero=True)
+    data.validate(raise_on_error=True)
+    assert data.metadata() == (list(NODE_TYPES), list(HETERO_EDGE_TYPES))
     counts = {relation: data[relation].edge_index.shape[1] for relation in HETERO_EDGE_TYPES}
     assert counts == {(I, "control", I): 5, (I, "call", I): 6, (I, "data", V): 2, (V, "data", I): 4,
                       (C, "data", I): 3}
