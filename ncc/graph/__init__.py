@@ -5,3 +5,7 @@ from ncc.graph.program_graph import (CALL, CONSTANT, CONTROL, DATA, EDGE_FLOWS, 
 
 __all__ = ["ProgramGraph", "SCHEMA_VERSION", "NODE_TYPES", "EDGE_FLOWS", "INSTRUCTION", "VARIABLE",
            "CONSTANT", "CONTROL", "DATA", "CALL", "EXTERNAL_TEXT"]
+
+from ncc.graph.builder import build  # noqa: E402
+
+__all__.append("build")
