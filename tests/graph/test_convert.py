@@ -440,3 +440,68 @@ def test_dot_renders_with_graphviz(graph, label):
     assert svg.count('class="edge"') == graph.num_edges
     assert "hélper &quot;2&quot;" in svg
     assert "c&quot;%d\\0A\\00&quot;" in svg  # backslashes shown as written
+
+
+# --------------------------------------------------------------------------------------- built graphs
+
+TINY_IR = "define i32 @f(i32 %a) {\n  %b = add i32 %a, 1\n  ret i32 %b\n}\n"
+
+TWO_FUNCTIONS_IR = r"""@.str = private unnamed_addr constant [4 x i8] c"%d\0A\00", align 1
+
+define i32 @helper(i32 %x) {
+entry:
+  %c = icmp sgt i32 %x, 0
+  br i1 %c, label %pos, label %neg
+pos:
+  %y = add nsw i32 %x, 1
+  ret i32 %y
+neg:
+  ret i32 0
+}
+
+define i32 @main() {
+  %1 = call i32 @helper(i32 5)
+  %2 = call i32 (ptr, ...) @printf(ptr @.str, i32 %1)
+  ret i32 0
+}
+
+declare i32 @printf(ptr, ...)
+"""
+
+
+@pytest.mark.parametrize("ir", [TINY_IR, TWO_FUNCTIONS_IR], ids=["tiny", "two_functions"])
+def test_built_graphs_round_trip(ir, tmp_path):
+    from ncc.graph.builder import build
+
+    graph = build(ir, "built")
+    assert_same(graph, from_networkx(to_networkx(graph)))
+    assert_same(graph, from_json(json.loads(json.dumps(to_json(graph)))))
+    assert_same(graph, load_json(save_json(graph, tmp_path / "g.json")))
+    assert_same(graph, load_npz(save_npz(graph, tmp_path / "g.npz")))
+    dot = to_dot(graph)
+    assert len(re.findall(r"subgraph cluster_\d+", dot)) == len(graph.function_names)
+    assert len(re.findall(r"^\s*n\d+ -> n\d+ ", dot, flags=re.M)) == graph.num_edges
+    if shutil.which("dot"):
+        subprocess.run(["dot", "-Tsvg"], input=dot.encode("utf-8"), capture_output=True, check=True, timeout=60)
+    if ir is TWO_FUNCTIONS_IR:
+        assert graph.function_names == ("@helper", "@main")
+        assert graph.edge_position.max() > 0 and set(graph.edge_flow.tolist()) == {0, 1, 2}
+
+
+def test_built_graph_to_pyg(tmp_path):
+    pytest.importorskip("torch_geometric")
+    from ncc.graph.builder import build
+
+    graph = build(TWO_FUNCTIONS_IR, "built")
+    assert from_pyg(to_pyg(graph)).equals(graph)
+    data = to_pyg(graph, hetero=True)
+    edges = []
+    for relation in HETERO_EDGE_TYPES:
+        source, flow, target = relation
+        local = data[relation].edge_index
+        edges += zip(data[relation].edge_id.tolist(), data[source].node_id[local[0]].tolist(),
+                     data[target].node_id[local[1]].tolist(), [flow] * local.shape[1])
+    edges.sort()
+    assert [e for e, _, _, _ in edges] == list(range(graph.num_edges))
+    assert [(s, t) for _, s, t, _ in edges] == list(zip(*graph.edge_index.tolist()))
+    assert [EDGE_FLOWS.index(f) for _, _, _, f in edges] == graph.edge_flow.tolist()
