@@ -128,7 +128,8 @@ def _assemble(module: Module, name: str, path: str | None) -> ProgramGraph:
         var_function.append(-1)
     const_text, const_full_text, const_function = [], [], []
 
-    src, dst, flow, pos = [], [], [], []
+    edges = []  # flat (source ref, target ref, flow, position) quadruples
+    add = edges.extend
     has_caller = set()
     inst_id = 1
     for fi, fn in enumerate(functions):
@@ -147,43 +148,35 @@ def _assemble(module: Module, name: str, path: str | None) -> ProgramGraph:
                 var_function.append(fi)
             else:
                 local_ref[arg_name] = None
-        first = inst_id
         for block in fn.blocks:
             for inst in block.instructions:
-                if inst.result is not None:
-                    if inst.result in local_ref:
-                        error(f"value {inst.result} defined twice in {fn.name}", inst.line)
-                    local_ref[inst.result] = (len(var_text) << 2) | _GLOBAL
+                result = inst.result
+                if result is not None:
+                    if result in local_ref:
+                        error(f"value {result} defined twice in {fn.name}", inst.line)
+                    local_ref[result] = (len(var_text) << 2) | _GLOBAL
                     var_text.append(inst.result_type)
-                    var_full_text.append(f"{inst.result_type} {inst.result}")
+                    var_full_text.append(f"{inst.result_type} {result}")
                     var_function.append(fi)
         constants = {}
-        inst_id = first
         for block in fn.blocks:
             insts = block.instructions
             last = len(insts) - 1
             for k, inst in enumerate(insts):
-                # control flow
+                me = inst_id << 2
                 if k < last:
-                    src.append(inst_id << 2)
-                    dst.append((inst_id + 1) << 2)
-                    flow.append(CONTROL)
-                    pos.append(0)
+                    add((me, me + 4, CONTROL, 0))
                 else:
                     for s, succ in enumerate(inst.successors):
                         target = starts.get(succ)
                         if target is None:
                             error(f"branch to undefined label {succ} in {fn.name}", inst.line)
-                        src.append(inst_id << 2)
-                        dst.append(target << 2)
-                        flow.append(CONTROL)
-                        pos.append(s)
-                # data flow
+                        add((me, target << 2, CONTROL, s))
                 for p, op in enumerate(inst.operands):
                     kind = op.kind
                     if kind == "local":
-                        ref = local_ref.get(op.text, -1)
-                        if ref is None or ref == -1:
+                        ref = local_ref.get(op.text)
+                        if ref is None:
                             if op.text in starts:
                                 error(f"label {op.text} used as a value in {fn.name}", inst.line)
                             error(f"use of undefined value {op.text} in {fn.name}", inst.line)
@@ -198,59 +191,38 @@ def _assemble(module: Module, name: str, path: str | None) -> ProgramGraph:
                             const_full_text.append(f"{op.type} {op.text}" if op.type else op.text)
                             const_function.append(fi)
                         for g in op.globals:
-                            src.append((global_index[g] << 2) | _GLOBAL)
-                            dst.append(inst_id << 2)
-                            flow.append(DATA)
-                            pos.append(p)
-                    src.append(ref)
-                    dst.append(inst_id << 2)
-                    flow.append(DATA)
-                    pos.append(p)
+                            add(((global_index[g] << 2) | _GLOBAL, me, DATA, p))
+                    add((ref, me, DATA, p))
                 if inst.result is not None:
-                    src.append(inst_id << 2)
-                    dst.append(local_ref[inst.result])
-                    flow.append(DATA)
-                    pos.append(0)
-                # call flow
+                    add((me, local_ref[inst.result], DATA, 0))
                 callee = inst.callee
                 if callee is not None:
                     target = defined.get(callee)
                     if target is not None:
                         has_caller.add(target)
-                        src.append(inst_id << 2)
-                        dst.append(entries[target] << 2)
+                        add((me, entries[target] << 2, CALL, 0))
                         for r in exits[target]:
-                            src.append(r << 2)
-                            dst.append(inst_id << 2)
-                        n_new = 1 + len(exits[target])
+                            add((r << 2, me, CALL, 0))
                     else:
                         if callee and callee not in declared and callee not in module.globals:
                             error(f"call to undefined function {callee}", inst.line)
-                        src.extend((inst_id << 2, 0))
-                        dst.extend((0, inst_id << 2))
-                        n_new = 2
-                    flow.extend([CALL] * n_new)
-                    pos.extend([0] * n_new)
+                        add((me, 0, CALL, 0, 0, me, CALL, 0))
                 inst_id += 1
 
     # The external node calls functions that code outside the module may call.
     for fi, fn in enumerate(functions):
         if fn.externally_visible or fn.name in used_globals or fi not in has_caller:
-            src.append(0)
-            dst.append(entries[fi] << 2)
+            add((0, entries[fi] << 2, CALL, 0))
             for r in exits[fi]:
-                src.append(r << 2)
-                dst.append(0)
-            n_new = 1 + len(exits[fi])
-            flow.extend([CALL] * n_new)
-            pos.extend([0] * n_new)
+                add((r << 2, 0, CALL, 0))
 
     # Resolve references to node ids. Arguments and results were numbered after the globals in the same
     # variable segment (tagged _GLOBAL), so the variable segment is one range.
     num_variables = len(var_text)
     offsets = np.array([0, 1 + num_instructions, 0, 1 + num_instructions + num_variables], dtype=np.int64)
-    refs = np.array([src, dst], dtype=np.int64).reshape(2, -1)
-    edge_index = (offsets[refs & 3] + (refs >> 2)).astype(np.int32)
+    table = np.array(edges, dtype=np.int64).reshape(-1, 4)
+    refs = table[:, :2].T
+    edge_index = np.ascontiguousarray((offsets[refs & 3] + (refs >> 2)).astype(np.int32))
 
     node_type = np.concatenate([
         np.full(1 + num_instructions, INSTRUCTION, dtype=np.int8),
@@ -264,8 +236,8 @@ def _assemble(module: Module, name: str, path: str | None) -> ProgramGraph:
         node_function=np.array(node_function + var_function + const_function, dtype=np.int32),
         node_block=np.array(node_block + no_block, dtype=np.int32),
         edge_index=edge_index,
-        edge_flow=np.array(flow, dtype=np.int8),
-        edge_position=np.array(pos, dtype=np.int32),
+        edge_flow=table[:, 2].astype(np.int8),
+        edge_position=table[:, 3].astype(np.int32),
         function_names=tuple(fn.name for fn in functions),
         module_name=name,
     )

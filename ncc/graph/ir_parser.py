@@ -50,7 +50,7 @@ _PARAM_ATTRS_WITH_ARG = frozenset("inrange align dereferenceable dereferenceable
                                   "captures memory allocsize vscale_range uwtable".split())
 
 
-@dataclass
+@dataclass(slots=True)
 class Operand:
     """A value an instruction reads: ``kind`` is ``local``, ``global`` or ``constant``."""
 
@@ -60,7 +60,7 @@ class Operand:
     globals: tuple[str, ...] = ()  # globals named inside a constant expression
 
 
-@dataclass
+@dataclass(slots=True)
 class Instruction:
     opcode: str
     text: str
@@ -225,6 +225,151 @@ def _parse_value(toks, i, n):
     return "constant", t, (), i + 1
 
 
+
+# Fast paths: regular expressions for the common shapes of the most frequent instructions, with simple
+# types and values. Anything they do not match goes through the general token reader.
+_T = r'((?:[%\w.$]+|\[[^{}",]*?\]|<[^<>{}",]*>)(?: addrspace\(\d+\))?\**)'
+_V = r'([%@][-\w.$]+|[-\w.+]+)'
+_FAST_SELECT = re.compile(rf'select (?:(?:fast|nnan|ninf|nsz|arcp|contract|afn|reassoc) )*i1 {_V}, {_T} {_V}, '
+                          rf'{_T} {_V}$')
+_ALIGN = r'(?:, align \d+)?$'
+_FAST_LOAD = re.compile(rf'load (?:volatile )?{_T}, {_T} {_V}{_ALIGN}')
+_FAST_STORE = re.compile(rf'store (?:volatile )?{_T} {_V}, {_T} {_V}{_ALIGN}')
+_FAST_BINARY = re.compile(rf'\w+ (?:(?:nuw|nsw|exact|disjoint|fast|nnan|ninf|nsz|arcp|contract|afn|reassoc) )*'
+                          rf'{_T} {_V}, {_V}$')
+_FAST_CMP = re.compile(rf'[if]cmp (?:(?:samesign|fast|nnan|ninf|nsz|arcp|contract|afn|reassoc) )*\w+ '
+                       rf'{_T} {_V}, {_V}$')
+_FAST_CAST = re.compile(rf'\w+ (?:(?:nneg|nuw|nsw) )*{_T} {_V} to {_T}$')
+_FAST_GEP = re.compile(rf'getelementptr (?:(?:inbounds|nuw|nusw) )*{_T}, {_T} {_V}((?:, {_T} {_V})*)$')
+_FAST_INDEX = re.compile(rf', {_T} {_V}')
+_FAST_BR = re.compile(r'br (?:label (%[-\w.$]+)|i1 ([%\w.$-]+), label (%[-\w.$]+), label (%[-\w.$]+))$')
+_FAST_CALL = re.compile(rf'call (?:(?:fastcc|coldcc|spir_func|noundef|zeroext|signext|inreg|noalias|nonnull) )*'
+                        rf'{_T} (@[-\w.$]+)\(([^()"]*)\)(?: #\d+)?$')
+_FAST_ARG = re.compile(rf'{_T}(?: (?:noundef|nonnull|zeroext|signext|inreg|noalias|nocapture|readonly|'
+                       rf'writeonly|returned|immarg|align \d+))* {_V}$')
+_FAST_PHI = re.compile(rf'phi {_T} ((?:\[ [%\w.$+-]+, %[-\w.$]+ \](?:, )?)+)$')
+_FAST_INCOMING = re.compile(r'\[ ([%\w.$+-]+), ')
+_FAST_RET = re.compile(rf'ret (?:void|{_T} {_V})$')
+_FAST_ALLOCA = re.compile(rf'alloca {_T}{_ALIGN}')
+
+
+def _kind(value: str) -> str:
+    c = value[0]
+    return "local" if c == "%" else "global" if c == "@" else "constant"
+
+
+def _fast(reader: "_Reader", inst: "Instruction", body: str) -> bool:
+    """Read ``inst`` from ``body`` with a fast path; False when no fast path applies."""
+    op = inst.opcode
+    ops = inst.operands
+    if op == "load":
+        m = _FAST_LOAD.match(body)
+        if m is None:
+            return False
+        inst.result_type = m.group(1)
+        ops.append(Operand(_kind(m.group(3)), m.group(3), m.group(2)))
+    elif op == "getelementptr":
+        m = _FAST_GEP.match(body)
+        if m is None:
+            return False
+        base_type, base = m.group(2), m.group(3)
+        ops.append(Operand(_kind(base), base, base_type))
+        indices = _FAST_INDEX.findall(m.group(4))
+        for ty, value in indices:
+            ops.append(Operand(_kind(value), value, ty))
+        if base_type[-1] == ">" or any(ty[-1] == ">" for ty, _ in indices):
+            return False  # vectors of pointers: the general reader handles them
+        if reader.opaque:
+            inst.result_type = base_type
+        else:
+            key = (m.group(1), base_type, tuple(v for _, v in indices[1:]))
+            result = reader.gep_cache.get(key)
+            if result is None:
+                target = reader.index_type(m.group(1), key[2])
+                result = reader.gep_cache[key] = target + _addrspace_suffix(base_type) + "*"
+            inst.result_type = result
+    elif op == "store":
+        m = _FAST_STORE.match(body)
+        if m is None:
+            return False
+        ops.append(Operand(_kind(m.group(2)), m.group(2), m.group(1)))
+        ops.append(Operand(_kind(m.group(4)), m.group(4), m.group(3)))
+    elif op == "call":
+        m = _FAST_CALL.match(body)
+        if m is None:
+            return False
+        args = m.group(3)
+        if args:
+            for arg in args.split(", "):
+                a = _FAST_ARG.match(arg)
+                if a is None:
+                    return False
+                ops.append(Operand(_kind(a.group(2)), a.group(2), a.group(1)))
+        ty = m.group(1)
+        inst.result_type = "" if ty == "void" else ty
+        inst.callee = m.group(2)
+    elif op in BINARY:
+        m = _FAST_BINARY.match(body)
+        if m is None:
+            return False
+        ty = inst.result_type = m.group(1)
+        ops.append(Operand(_kind(m.group(2)), m.group(2), ty))
+        ops.append(Operand(_kind(m.group(3)), m.group(3), ty))
+    elif op == "icmp" or op == "fcmp":
+        m = _FAST_CMP.match(body)
+        if m is None or m.group(1)[0] == "<":
+            return False
+        ty = m.group(1)
+        inst.result_type = "i1"
+        ops.append(Operand(_kind(m.group(2)), m.group(2), ty))
+        ops.append(Operand(_kind(m.group(3)), m.group(3), ty))
+    elif op in CASTS:
+        m = _FAST_CAST.match(body)
+        if m is None:
+            return False
+        ops.append(Operand(_kind(m.group(2)), m.group(2), m.group(1)))
+        inst.result_type = m.group(3)
+    elif op == "br":
+        m = _FAST_BR.match(body)
+        if m is None:
+            return False
+        if m.group(1):
+            inst.successors.append(m.group(1))
+        else:
+            c = m.group(2)
+            ops.append(Operand(_kind(c), c, "i1"))
+            inst.successors.extend((m.group(3), m.group(4)))
+    elif op == "phi":
+        m = _FAST_PHI.match(body)
+        if m is None:
+            return False
+        ty = inst.result_type = m.group(1)
+        for value in _FAST_INCOMING.findall(m.group(2)):
+            ops.append(Operand(_kind(value), value, ty))
+    elif op == "select":
+        m = _FAST_SELECT.match(body)
+        if m is None:
+            return False
+        ops.append(Operand(_kind(m.group(1)), m.group(1), "i1"))
+        ops.append(Operand(_kind(m.group(3)), m.group(3), m.group(2)))
+        ops.append(Operand(_kind(m.group(5)), m.group(5), m.group(4)))
+        inst.result_type = m.group(2)
+    elif op == "ret":
+        m = _FAST_RET.match(body)
+        if m is None:
+            return False
+        if m.group(1):
+            ops.append(Operand(_kind(m.group(2)), m.group(2), m.group(1)))
+    elif op == "alloca":
+        m = _FAST_ALLOCA.match(body)
+        if m is None:
+            return False
+        inst.result_type = "ptr" if reader.opaque else m.group(1) + "*"
+    else:
+        return False
+    return True
+
+
 class _Reader:
     """Parses one instruction's tokens. Kept as a class so the module parser can reuse its state."""
 
@@ -232,6 +377,7 @@ class _Reader:
         self.struct_types = module_types
         self.opaque = opaque
         self._type_cache: dict[tuple, str] = {}
+        self.gep_cache: dict[tuple, str] = {}
 
     def typestr(self, toks, i, j) -> str:
         key = tuple(toks[i:j])
@@ -345,7 +491,7 @@ class _Reader:
         elif op == "extractvalue":
             ty, i = self.typed_value(toks, 1, n, inst)
             indices = toks[i + 1::2]
-            inst.result_type = self._index_type(ty, indices)
+            inst.result_type = self.index_type(ty, indices)
         elif op == "insertvalue":
             ty, i = self.typed_value(toks, 1, n, inst)
             self.typed_value(toks, i + 1, n, inst)
@@ -435,13 +581,13 @@ class _Reader:
             ty, k = self.typed_value(toks, k, n, inst)
             index_types.append(ty)
             index_values.append(inst.operands[-1].text if len(inst.operands) > before else "0")
-        vector = next((t for t in [base_type, *index_types] if t.startswith("<")), None)
-        if self.opaque or base_type.startswith("ptr"):
-            result = base_type if not base_type.startswith("<") else _element_of_vector(base_type)
+        vector = next((t for t in [base_type, *index_types] if _is_vector(t)), None)
+        scalar_base = _element_of_vector(base_type)
+        if self.opaque or scalar_base.startswith("ptr"):
+            result = scalar_base
         else:
             source_type = source if explicit else _pointee(base_type)
-            target = self._index_type(source_type, index_values[1:])
-            scalar_base = _element_of_vector(base_type) if base_type.startswith("<") else base_type
+            target = self.index_type(source_type, index_values[1:])
             result = target + _addrspace_suffix(scalar_base) + "*"
         if vector is not None:
             result = _vector_of(vector, result)
@@ -497,13 +643,13 @@ class _Reader:
             else:
                 k += 1
 
-    def _index_type(self, ty: str, indices) -> str:
+    def index_type(self, ty: str, indices) -> str:
         """The type reached by indexing aggregate ``ty`` with constant or variable ``indices``."""
         for index in indices:
             ty = self._resolve(ty)
             if ty.startswith("["):
                 ty = ty[1:-1].split(" x ", 1)[1]
-            elif ty.startswith("<") and not ty.startswith("<{"):
+            elif _is_vector(ty):
                 ty = _element_of_vector(ty)
             elif ty.startswith("{") or ty.startswith("<{"):
                 fields = _split_fields(ty)
@@ -554,7 +700,7 @@ def _addrspace_suffix(ptr_type: str) -> str:
 
 def _vector_of(like: str, element: str) -> str:
     """``<N x element>`` when ``like`` is a vector type, else ``element``."""
-    if like.startswith("<") and not like.startswith("<{"):
+    if _is_vector(like):
         toks = tokenize(like)
         if toks[1] == "vscale":
             return f"<vscale x {toks[3]} x {element}>"
@@ -562,8 +708,13 @@ def _vector_of(like: str, element: str) -> str:
     return element
 
 
+def _is_vector(ty: str) -> bool:
+    return ty[:1] == "<" and ty[-1:] == ">" and ty[1:2] != "{"
+
+
 def _element_of_vector(ty: str) -> str:
-    if ty.startswith("<") and not ty.startswith("<{"):
+    """The element type of a vector type; any other type as it is."""
+    if _is_vector(ty):
         return ty[1:-1].rsplit(" x ", 1)[1]
     return ty
 
@@ -587,6 +738,7 @@ def _bracket_balance(s: str) -> int:
     return s.count("[") - s.count("]")
 
 
+_CALL_MARKERS = frozenset(("tail", "musttail", "notail"))
 _LINKAGE_LOCAL = frozenset(("internal", "private"))
 _CONTINUATION_WORDS = ("to ", "cleanup", "catch ", "filter ", "]", "unwind ")
 
@@ -768,13 +920,13 @@ def _parse_body(fn: Function, lines: list[str], i: int, reader: _Reader, error) 
             continue
         lineno = i
         # instructions that continue on the next lines (switch tables, invoke destinations, clauses)
-        while i < nlines:
-            nxt = lines[i].lstrip()
-            if nxt.startswith(_CONTINUATION_WORDS) or (_bracket_balance(s) > 0 and nxt):
-                s += " " + nxt.rstrip()
+        if s[-1] == "[":  # a switch or indirectbr table, up to the closing bracket
+            while i < nlines and _bracket_balance(s) > 0:
+                s += " " + lines[i].strip()
                 i += 1
-            else:
-                break
+        while i < nlines and lines[i].lstrip().startswith(_CONTINUATION_WORDS):
+            s += " " + lines[i].strip()
+            i += 1
         if block is None:
             block = Block(f"%{fn.next_slot}")
             fn.blocks.append(block)
@@ -785,20 +937,20 @@ def _parse_body(fn: Function, lines: list[str], i: int, reader: _Reader, error) 
             if not eq:
                 error(f"expected '=' after {name}", lineno)
             result = name
-        toks = _TOKEN.findall(body)
-        if not toks:
-            error("empty instruction", lineno)
-        op = toks[0]
-        if op in ("tail", "musttail", "notail"):
-            toks = toks[1:]
-            op = toks[0] if toks else ""
+        op, _, rest = body.partition(" ")
+        if op in _CALL_MARKERS:
+            body = rest
+            op = body.partition(" ")[0]
         if op not in opcodes:
             error(f"unknown instruction '{op}'", lineno)
         inst = Instruction(op, s, lineno, result)
-        try:
-            reader.parse(inst, toks)
-        except (IndexError, ValueError) as exc:
-            error(f"cannot read '{op}' instruction ({exc.__class__.__name__}): {s[:80]!r}", lineno)
+        if not _fast(reader, inst, body):
+            inst.operands.clear()
+            inst.successors.clear()
+            try:
+                reader.parse(inst, _TOKEN.findall(body))
+            except (IndexError, ValueError) as exc:
+                error(f"cannot read '{op}' instruction ({exc.__class__.__name__}): {s[:80]!r}", lineno)
         block.instructions.append(inst)
     error(f"function {fn.name} is not closed by '}}'", fn.line)
     return i
