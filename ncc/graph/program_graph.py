@@ -78,7 +78,7 @@ class ProgramGraph:
         return self.edge_index[:, self.edge_flow == code]
 
     def equals(self, other: "ProgramGraph") -> bool:
-        """True when both graphs hold identical arrays, function names and module name."""
+        """True when both graphs hold identical arrays, function names and module name (not metadata)."""
         if not isinstance(other, ProgramGraph):
             return False
         if (self.function_names, self.module_name) != (other.function_names, other.module_name):
@@ -96,18 +96,21 @@ class ProgramGraph:
         return (f"{self.module_name}: {self.num_nodes} nodes ({nodes}), {self.num_edges} edges ({edges}), "
                 f"{len(self.function_names)} functions")
 
-    def validate(self) -> "ProgramGraph":
+    def validate(self, path: str | None = None) -> "ProgramGraph":
         """Check the invariants of the schema; raise :class:`GraphBuildError` on the first broken one.
 
         Every array has the right dtype and length, every edge endpoint and function index is in range,
         every instruction but the external node belongs to exactly one function and block, edge flows
-        connect the right node kinds, and no node is left without an edge (unless the graph is only the
-        external node).
+        connect the right node kinds, function names are unique, and no variable or constant is left
+        without an edge. (An instruction may be: the only one in a block that nothing branches to.)
+
+        Args:
+            path: the file the graph came from, named in the error (default: the module name).
         """
         n, e = self.num_nodes, self.num_edges
 
         def fail(reason: str):
-            raise GraphBuildError(f"invalid program graph: {reason}", self.module_name)
+            raise GraphBuildError(f"invalid program graph: {reason}", path or self.module_name)
 
         expected = {"node_type": (np.int8, (n,)), "node_text": (object, (n,)),
                     "node_full_text": (object, (n,)), "node_function": (np.int32, (n,)),
@@ -128,6 +131,8 @@ class ProgramGraph:
         if np.any(self.edge_position < 0):
             fail("negative edge position")
         functions = len(self.function_names)
+        if len(set(self.function_names)) != functions:
+            fail("function names are not unique")
         if np.any((self.node_function < -1) | (self.node_function >= functions)):
             fail("function index out of range")
         is_instruction = self.node_type == INSTRUCTION
@@ -153,7 +158,7 @@ class ProgramGraph:
             touched = np.zeros(n, dtype=bool)
             touched[src] = True
             touched[dst] = True
-            orphans = np.flatnonzero(~touched)
+            orphans = np.flatnonzero(~touched & (self.node_type != INSTRUCTION))
             if orphans.size:
                 fail(f"{orphans.size} nodes without edges, first {int(orphans[0])} "
                      f"({self.node_full_text[orphans[0]]!r})")
