@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up (first run only) and run the tests. Extra arguments go to pytest (e.g. --runslow).
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/setup.sh
+export NCC_DATA="${NCC_DATA:-$(cd .. && pwd)/shared/data}"
+exec python -m pytest "$@"
