@@ -1,0 +1,485 @@
+"""Compile many sources in parallel, with a content-addressed cache of the IR.
+
+Every source becomes a job whose cache key is the sha256 of everything that decides the IR: the
+source text (after dialect rewrites), the text of the local headers it includes, the language, the
+optimisation level, the flags, the toolchain and its version, and ncc's own headers. A finished job
+writes ``<cache>/<key[:2]>/<key>.ll`` through a temporary file and ``os.replace``, so a run that is
+killed keeps everything it finished, never leaves a half-written entry that counts, and a second run
+of the same batch compiles nothing. Sources clang rejects are remembered as ``<key>.fail.json`` so a
+re-run reports them without recompiling (``retry_failures=True`` tries them again).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import glob
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import re
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
+
+from tqdm import tqdm
+
+from ncc.errors import CompilationError, InputError, NccError
+from ncc.frontend.compile import (DEFAULT_TIMEOUT_S, SOURCE_EXTENSIONS, SourceText, compile_source_text,
+                                  decode_source, encode_source, language_of, normalise_language, read_text_file)
+from ncc.frontend.ir import IRModule
+from ncc.frontend.load import IR_EXTENSIONS
+from ncc.frontend.toolchain import INCLUDE_DIR, Toolchain, find_toolchain
+from ncc.paths import cache_home
+
+logger = logging.getLogger(__name__)
+
+#: Bumped when the way ncc builds commands changes, so old cache entries stop matching.
+CACHE_FORMAT_VERSION = 1
+
+_LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"', re.MULTILINE)
+
+PerSourceFlags = Callable[[Path], Sequence[str]] | Mapping[str, Sequence[str]]
+SourceTransform = Callable[[Path, str], str]
+
+
+@dataclass(frozen=True)
+class BatchFailure:
+    """A source that produced no IR.
+
+    Attributes:
+        path: the source file.
+        reason: one line, e.g. ``clang exited with status 1: x.c:3:1: error: ...``.
+        diagnostics: the tail of clang's stderr (empty for input errors).
+    """
+
+    path: str
+    reason: str
+    diagnostics: str = ""
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """A source that produced IR, and where that IR lies.
+
+    Attributes:
+        path: the source file.
+        ir_path: the cached ``.ll`` file.
+        from_cache: True when no compiler ran for it in this batch.
+        language, flags, toolchain, toolchain_version, source_sha256: provenance for the IRModule.
+        output_path: the copy written under ``output_dir``, if one was asked for.
+    """
+
+    path: str
+    ir_path: Path
+    from_cache: bool
+    language: str
+    flags: tuple[str, ...]
+    toolchain: str
+    toolchain_version: str
+    source_sha256: str
+    output_path: Path | None = None
+
+    def module(self) -> IRModule:
+        """Read the IR back as an IRModule with its provenance."""
+        return IRModule(text=self.ir_path.read_text(errors="surrogateescape"), name=Path(self.path).stem,
+                        source_path=self.path, language=self.language, toolchain=self.toolchain,
+                        toolchain_version=self.toolchain_version, flags=self.flags,
+                        source_sha256=self.source_sha256)
+
+
+@dataclass
+class BatchResult:
+    """What a batch produced.
+
+    Attributes:
+        entries: one per source that has IR, in input order.
+        failures: one per source without IR, in input order.
+        compiled: how many sources a compiler ran for in this batch.
+        cache_hits: how many came from the cache (IR or a remembered failure).
+        compile_seconds: wall time of each compiler run in this batch.
+        elapsed_s: wall time of the whole batch.
+    """
+
+    entries: list[BatchEntry] = field(default_factory=list)
+    failures: list[BatchFailure] = field(default_factory=list)
+    compiled: int = 0
+    cache_hits: int = 0
+    compile_seconds: list[float] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def total(self) -> int:
+        """Number of sources in the batch."""
+        return len(self.entries) + len(self.failures)
+
+    @property
+    def success_rate(self) -> float:
+        """Fraction of sources with IR (1.0 for an empty batch)."""
+        return len(self.entries) / self.total if self.total else 1.0
+
+    @property
+    def ir_paths(self) -> list[Path]:
+        """The cached ``.ll`` file of every successful source, in input order."""
+        return [entry.ir_path for entry in self.entries]
+
+    def modules(self) -> Iterator[IRModule]:
+        """The IRModules, read lazily from the cache one at a time."""
+        for entry in self.entries:
+            yield entry.module()
+
+    def failure_reasons(self, top: int = 10) -> list[tuple[str, int]]:
+        """The most common failure reasons (first clang error with file names and positions removed)."""
+        return Counter(_reason_category(failure.reason) for failure in self.failures).most_common(top)
+
+    def summary(self) -> str:
+        """One line: counts, rate, cache use and timing."""
+        mean_ms = 1000 * sum(self.compile_seconds) / len(self.compile_seconds) if self.compile_seconds else 0.0
+        return (f"{len(self.entries)}/{self.total} compiled ({100 * self.success_rate:.1f} %), "
+                f"{len(self.failures)} failed; {self.compiled} compiler runs ({mean_ms:.0f} ms mean), "
+                f"{self.cache_hits} cache hits; {self.elapsed_s:.1f} s")
+
+
+def _reason_category(reason: str) -> str:
+    text = re.sub(r"^.*?(error|warning): ", "", reason)
+    text = re.sub(r"'[^']*'", "'…'", text)
+    return text.strip()[:120]
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike],
+                  extensions: Iterable[str] = (*SOURCE_EXTENSIONS, *IR_EXTENSIONS)) -> list[Path]:
+    """Expand files, directories (searched recursively) and glob patterns into a file list.
+
+    Files named explicitly are kept whatever their extension; files found in directories or by globs
+    are kept when their extension is in ``extensions``. The result is sorted within each input and
+    free of duplicates.
+
+    Args:
+        inputs: paths, directories or glob patterns (``src/**/*.c``).
+        extensions: the extensions to keep, with the dot.
+
+    Returns:
+        The files, in input order.
+
+    Raises:
+        InputError: an input that is neither a file, a directory nor a pattern that matches.
+    """
+    wanted = {extension.lower() for extension in extensions}
+    files: list[Path] = []
+    seen: set[Path] = set()
+
+    def add(path: Path) -> None:
+        if path not in seen:
+            seen.add(path)
+            files.append(path)
+
+    for item in inputs:
+        path = Path(item)
+        if path.is_file():
+            add(path)
+        elif path.is_dir():
+            for found in sorted(path.rglob("*")):
+                if found.is_file() and found.suffix.lower() in wanted:
+                    add(found)
+        elif glob.has_magic(str(item)):
+            matches = sorted(Path(match) for match in glob.glob(str(item), recursive=True))
+            kept = [match for match in matches if match.is_file() and match.suffix.lower() in wanted]
+            if not kept:
+                raise InputError("pattern matches no source or IR file", str(item))
+            for match in kept:
+                add(match)
+        else:
+            raise InputError("no such file or directory", str(item))
+    return files
+
+
+
+_NCC_HEADERS_DIGEST: str | None = None
+
+
+def _ncc_headers_digest() -> str:
+    """sha256 over ncc's own headers (the OpenCL shim, the POJ-104 prelude, suite headers)."""
+    global _NCC_HEADERS_DIGEST
+    if _NCC_HEADERS_DIGEST is None:
+        digest = hashlib.sha256()
+        for header in sorted(INCLUDE_DIR.rglob("*.h")):
+            digest.update(str(header.relative_to(INCLUDE_DIR)).encode())
+            digest.update(header.read_bytes())
+        _NCC_HEADERS_DIGEST = digest.hexdigest()
+    return _NCC_HEADERS_DIGEST
+
+
+def local_include_digests(text: str, directory: Path | None, limit: int = 256) -> list[tuple[str, str]]:
+    """(name, sha256) of the files that ``#include "..."`` pulls in from next to the source, recursively.
+
+    Only headers that exist relative to the including file are followed; system headers and headers
+    found through ``-I`` are not (the flags are part of the cache key instead).
+    """
+    if directory is None:
+        return []
+    found: list[tuple[str, str]] = []
+    visited: set[Path] = set()
+    pending = [(name, directory) for name in _LOCAL_INCLUDE.findall(text)]
+    while pending and len(visited) < limit:
+        name, base = pending.pop(0)
+        candidate = (base / name).resolve()
+        if candidate in visited or not candidate.is_file():
+            continue
+        visited.add(candidate)
+        data = candidate.read_bytes()
+        found.append((name, hashlib.sha256(data).hexdigest()))
+        pending.extend((child, candidate.parent) for child in _LOCAL_INCLUDE.findall(decode_source(data)))
+    return found
+
+
+def cache_key(source: SourceText, opt_level: int | str, flags: Sequence[str], toolchain: Toolchain) -> str:
+    """The content address of one compile: sha256 of everything that decides the IR."""
+    directory = source.path.resolve().parent if source.path is not None else None
+    material = {
+        "format": CACHE_FORMAT_VERSION,
+        "source": source.sha256,
+        "includes": local_include_digests(source.text, directory),
+        "language": source.language,
+        "opt_level": str(opt_level),
+        "flags": list(flags),
+        "toolchain": [toolchain.kind, toolchain.version],
+        "ncc_headers": _ncc_headers_digest(),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One compile, as sent to a worker process."""
+
+    index: int
+    source: SourceText
+    opt_level: int | str
+    flags: tuple[str, ...]
+    toolchain: Toolchain
+    ir_path: Path
+    failure_path: Path
+    timeout_s: float
+
+
+def _run_job(job: _Job) -> tuple[int, bool, str, str, float, tuple[str, ...]]:
+    """Compile one job and store the result in the cache.
+
+    Returns:
+        (index, succeeded, reason, diagnostics, seconds, full clang arguments).
+    """
+    started = time.perf_counter()
+    try:
+        module = compile_source_text(job.source, job.opt_level, job.flags, job.toolchain, job.timeout_s)
+    except CompilationError as error:
+        seconds = time.perf_counter() - started
+        if "timed out" not in error.message:
+            record = {"reason": error.message, "diagnostics": error.stderr_tail}
+            _atomic_write(job.failure_path, json.dumps(record).encode())
+        return job.index, False, error.message, error.stderr_tail, seconds, ()
+    except NccError as error:
+        return job.index, False, error.message, "", time.perf_counter() - started, ()
+    seconds = time.perf_counter() - started
+    _atomic_write(job.ir_path, encode_source(module.text))
+    return job.index, True, "", "", seconds, module.flags
+
+
+def _read_cached_ir_flags(toolchain: Toolchain, language: str, opt_level: int | str, flags: Sequence[str],
+                          source: SourceText) -> tuple[str, ...]:
+    include_flags = ("-iquote", str(source.path.resolve().parent)) if source.path is not None else ()
+    return tuple(toolchain.compile_arguments(language, opt_level, (*include_flags, *flags)))
+
+
+def _flags_for(path: Path, per_source_flags: PerSourceFlags | None) -> tuple[str, ...]:
+    if per_source_flags is None:
+        return ()
+    if callable(per_source_flags):
+        return tuple(per_source_flags(path))
+    for key in (str(path), path.name, path.stem, str(path.resolve())):
+        if key in per_source_flags:
+            return tuple(per_source_flags[key])
+    return ()
+
+
+def _output_path_for(path: Path, output_dir: Path, root: Path | None) -> Path:
+    try:
+        relative = path.resolve().relative_to(root) if root is not None else Path(path.name)
+    except ValueError:
+        relative = Path(path.name)
+    return output_dir / relative.with_suffix(".ll")
+
+
+def compile_batch(sources: Iterable[str | os.PathLike], language: str | None = None, opt_level: int | str = 0,
+                  flags: Sequence[str] = (), workers: int | None = None,
+                  cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                  per_source_flags: PerSourceFlags | None = None, source_transform: SourceTransform | None = None,
+                  dialect: str | None = None, clang: str | os.PathLike | Toolchain | None = None,
+                  output_dir: str | os.PathLike | None = None, retry_failures: bool = False,
+                  timeout_s: float = DEFAULT_TIMEOUT_S) -> BatchResult:
+    """Compile many source files in parallel, through the IR cache.
+
+    One bad file never stops the batch: it is listed in ``failures`` with the reason and clang's
+    diagnostics, and the other files go on.
+
+    Args:
+        sources: source files (see :func:`expand_inputs` for directories and globs).
+        language: force a language; by default each file's extension decides.
+        opt_level: 0-3 (or ``s``/``z``).
+        flags: clang flags for every source.
+        workers: processes to compile in (default: the CPU count); 1 compiles in this process.
+        cache_dir: where the IR cache lives (default ``ncc.paths.cache_home() / "ir"``).
+        progress: show a tqdm progress bar.
+        per_source_flags: extra flags per source, a callable ``path -> flags`` or a dict keyed by the
+            path, its name or its stem.
+        source_transform: ``(path, text) -> text``, applied to each source before the dialect.
+        dialect: a dialect of :mod:`ncc.frontend.dialects` (e.g. ``poj104``).
+        clang: as for :func:`ncc.frontend.compile.compile`.
+        output_dir: also write each IR to ``output_dir`` as ``<path relative to the inputs' common
+            folder>.ll``.
+        retry_failures: recompile sources whose failure the cache remembers.
+        timeout_s: seconds one compile may take.
+
+    Returns:
+        BatchResult with entries (cached IR paths and provenance), failures and counters.
+    """
+    started = time.perf_counter()
+    toolchain = find_toolchain(clang)
+    cache_root = Path(cache_dir) if cache_dir is not None else cache_home() / "ir"
+    paths = [Path(source) for source in sources]
+    destination = Path(output_dir) if output_dir is not None else None
+    common_root = None
+    if destination is not None and paths:
+        common_root = Path(os.path.commonpath([str(path.resolve().parent) for path in paths]))
+    forced_language = normalise_language(language) if language else None
+    if dialect is not None:
+        from ncc.frontend.dialects import apply_dialect
+
+    result = BatchResult()
+    outcomes: dict[int, BatchEntry | BatchFailure] = {}
+    jobs: list[_Job] = []
+    for index, path in enumerate(paths):
+        try:
+            source_language = forced_language or language_of(path)
+            if source_language is None:
+                raise InputError(f"cannot tell the language from the extension {path.suffix!r}", str(path))
+            text = decode_source(read_text_file(path))
+            if source_transform is not None:
+                text = source_transform(path, text)
+            source = SourceText(text=text, path=path, language=source_language, name=path.stem)
+            job_flags = (*flags, *_flags_for(path, per_source_flags))
+            if dialect is not None:
+                source, job_flags = apply_dialect(dialect, source, job_flags)
+        except NccError as error:
+            outcomes[index] = BatchFailure(str(path), error.message)
+            continue
+        key = cache_key(source, opt_level, job_flags, toolchain)
+        ir_path = cache_root / key[:2] / f"{key}.ll"
+        failure_path = cache_root / key[:2] / f"{key}.fail.json"
+        entry_fields = dict(path=str(path), ir_path=ir_path, language=source.language, toolchain=toolchain.name,
+                            toolchain_version=toolchain.version, source_sha256=source.sha256,
+                            flags=_read_cached_ir_flags(toolchain, source.language, opt_level, job_flags, source))
+        if _valid_cache_entry(ir_path):
+            outcomes[index] = BatchEntry(from_cache=True, **entry_fields)
+            result.cache_hits += 1
+        elif failure_path.is_file() and not retry_failures:
+            record = json.loads(failure_path.read_text())
+            outcomes[index] = BatchFailure(str(path), record["reason"], record.get("diagnostics", ""))
+            result.cache_hits += 1
+        else:
+            outcomes[index] = BatchEntry(from_cache=False, **entry_fields)
+            jobs.append(_Job(index, source, opt_level, tuple(job_flags), toolchain, ir_path, failure_path,
+                             timeout_s))
+
+    _prepare_precompiled_headers(jobs)
+    if jobs:
+        logger.info("compiling %d of %d sources (%d cached) with %s", len(jobs), len(paths),
+                    result.cache_hits, toolchain.version)
+    for index, succeeded, reason, diagnostics, seconds in _execute(jobs, workers, progress):
+        result.compiled += 1
+        result.compile_seconds.append(seconds)
+        if not succeeded:
+            outcomes[index] = BatchFailure(str(paths[index]), reason, diagnostics)
+
+    for index in range(len(paths)):
+        outcome = outcomes[index]
+        if isinstance(outcome, BatchFailure):
+            result.failures.append(outcome)
+            continue
+        if destination is not None:
+            output_path = _output_path_for(paths[index], destination, common_root)
+            _atomic_write(output_path, outcome.ir_path.read_bytes())
+            outcome = BatchEntry(**{**outcome.__dict__, "output_path": output_path})
+        result.entries.append(outcome)
+    result.elapsed_s = time.perf_counter() - started
+    logger.info("batch: %s", result.summary())
+    return result
+
+
+def _prepare_precompiled_headers(jobs: list[_Job]) -> None:
+    """Build the PCH of each distinct prelude setting once, before workers race to build it."""
+    from ncc.frontend.compile import _use_precompiled_headers, _without_quote_include_dirs
+
+    seen: set[tuple] = set()
+    for job in jobs:
+        setting = (job.source.language, str(job.opt_level), _without_quote_include_dirs(job.flags), job.toolchain)
+        if setting not in seen and len(seen) < 8:
+            seen.add(setting)
+            _use_precompiled_headers(job.toolchain, job.source.language, job.opt_level, job.flags, job.timeout_s)
+
+
+def _valid_cache_entry(ir_path: Path) -> bool:
+    """A finished cache entry: present, non-empty and ending in a newline as clang writes it."""
+    try:
+        size = ir_path.stat().st_size
+        if size == 0:
+            return False
+        with ir_path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
+    except OSError:
+        return False
+
+
+def _execute(jobs: list[_Job], workers: int | None, progress: bool) -> Iterator[tuple[int, bool, str, str, float]]:
+    """Run the jobs, in this process or a process pool, yielding each outcome as it finishes."""
+    if not jobs:
+        return
+    workers = max(1, workers or os.cpu_count() or 1)
+    if workers == 1 or len(jobs) == 1:
+        with tqdm(total=len(jobs), desc="compile", unit="file", disable=not progress) as bar:
+            for job in jobs:
+                index, succeeded, reason, diagnostics, seconds, _ = _run_job(job)
+                bar.update(1)
+                yield index, succeeded, reason, diagnostics, seconds
+        return
+    # fork where there is one: workers inherit the imported modules, and scripts need no __main__ guard.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool, \
+            tqdm(total=len(jobs), desc="compile", unit="file", disable=not progress) as bar:
+        futures = {pool.submit(_run_job, job): job for job in jobs}
+        for future in concurrent.futures.as_completed(futures):
+            job = futures[future]
+            try:
+                index, succeeded, reason, diagnostics, seconds, _ = future.result()
+            except Exception as error:  # a worker that died takes only its own job with it
+                index, succeeded, reason, diagnostics, seconds = job.index, False, f"worker failed: {error}", "", 0.0
+            bar.update(1)
+            yield index, succeeded, reason, diagnostics, seconds

@@ -1,0 +1,98 @@
+"""Source dialects: rewrites and flags that let old or incomplete code compile with a modern clang.
+
+A dialect is a function ``text -> (fixed text, extra flags)``. :func:`apply_dialect` looks one up by
+name and applies it to a :class:`~ncc.frontend.compile.SourceText`.
+
+``poj104``: the CodeXGLUE copy of POJ-104 (student programs from an online judge, written for
+old GCC and Visual C++) has its ``#include`` lines stripped and uses ``void main``, ``main()``
+without a return type and ``gets``. Like NCC (``task/classifyapp/header.cpp`` and
+``preprocess.zsh``), ncc force-includes a prelude of standard headers with ``using namespace std;``
+and rewrites ``void main`` to ``int main``; it also types an untyped ``main``, gives ``gets`` back,
+compiles as C++ 98 with GNU extensions (no C++11 narrowing errors, no ``auto`` surprises), and silences
+warnings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Callable, Sequence
+
+from ncc.errors import InputError
+from ncc.frontend.compile import SourceText
+from ncc.frontend.toolchain import INCLUDE_DIR
+
+POJ104_PRELUDE = INCLUDE_DIR / "poj104_prelude.h"
+
+_VOID_MAIN = re.compile(r"\bvoid\s+main\s*\(")
+_UNTYPED_MAIN = re.compile(r"^(\s*)main\s*\(", re.MULTILINE)
+_MAIN_EMPTY_RETURN = re.compile(r"\breturn\s*;")
+
+#: Flags for POJ-104 programs, before the prelude's ``-include``.
+POJ104_FLAGS = ("-std=gnu++98", "-w")
+
+
+def poj104(text: str) -> tuple[str, list[str]]:
+    """Fix a POJ-104 program for clang++.
+
+    Args:
+        text: the program as stored in the data set.
+
+    Returns:
+        (fixed text, flags): ``void main(`` and an untyped ``main(`` become ``int main(``, and the
+        flags force-include the prelude, pick ``-std=gnu++98`` and silence warnings.
+    """
+    fixed = _VOID_MAIN.sub("int main(", text)
+    fixed = _UNTYPED_MAIN.sub(r"\1int main(", fixed)
+    if fixed != text and _VOID_MAIN.search(text):
+        fixed = _fix_empty_returns_in_main(fixed)
+    flags = [*POJ104_FLAGS, "-include", str(POJ104_PRELUDE)]
+    return fixed, flags
+
+
+def _fix_empty_returns_in_main(text: str) -> str:
+    """Inside ``int main`` that used to be ``void main``, ``return;`` becomes ``return 0;``."""
+    start = text.find("int main(")
+    if start < 0:
+        return text
+    body_start = text.find("{", start)
+    if body_start < 0:
+        return text
+    depth = 0
+    for position in range(body_start, len(text)):
+        character = text[position]
+        if character == "{":
+            depth += 1
+        elif character == "}":
+            depth -= 1
+            if depth == 0:
+                body = _MAIN_EMPTY_RETURN.sub("return 0;", text[body_start:position])
+                return text[:body_start] + body + text[position:]
+    return text
+
+
+#: Dialect name -> function ``text -> (text, flags)``.
+DIALECTS: dict[str, Callable[[str], tuple[str, list[str]]]] = {"poj104": poj104}
+
+
+def apply_dialect(name: str, source: SourceText, flags: Sequence[str] = ()) -> tuple[SourceText, tuple[str, ...]]:
+    """Apply the dialect ``name`` to a source.
+
+    Args:
+        name: a key of :data:`DIALECTS`.
+        source: the source as read.
+        flags: the flags so far; the dialect's flags go before them, so the caller's win.
+
+    Returns:
+        (new SourceText, all flags). POJ-104 sources are compiled as C++ whatever their extension.
+
+    Raises:
+        InputError: unknown dialect.
+    """
+    try:
+        dialect = DIALECTS[name]
+    except KeyError:
+        raise InputError(f"unknown dialect {name!r}; known: {', '.join(sorted(DIALECTS))}") from None
+    text, dialect_flags = dialect(source.text)
+    language = "c++" if name == "poj104" else source.language
+    return replace(source, text=text, language=language), (*dialect_flags, *flags)
