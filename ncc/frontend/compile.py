@@ -7,7 +7,7 @@ import logging
 import os
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ncc.errors import CompilationError, InputError
@@ -41,12 +41,15 @@ class SourceText:
         path: the file it was read from, or None for text given directly.
         language: ``c``, ``c++`` or ``opencl``.
         name: short name, the file's stem by default.
+        dialect: the :mod:`ncc.frontend.dialects` dialect already applied, whose repair step gets a
+            second try at sources clang rejects.
     """
 
     text: str
     path: Path | None
     language: str
     name: str
+    dialect: str | None = None
 
     @property
     def sha256(self) -> str:
@@ -136,7 +139,41 @@ def read_source(source: str | os.PathLike, language: str | None = None, name: st
 
 def compile_source_text(source: SourceText, opt_level: int | str = 0, flags: tuple[str, ...] | list[str] = (),
                         toolchain: Toolchain | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> IRModule:
-    """Compile a source that is already in memory.
+    """Compile a source that is already in memory, with its dialect's repair rounds.
+
+    Like :func:`_compile_once`; when the source has a dialect with a repair step and clang rejects it,
+    the repaired text is compiled instead (up to ``MAX_REPAIR_ROUNDS`` times). The IRModule keeps the
+    sha256 of the text before repairs; ``metadata["repairs"]`` counts the rounds used.
+    """
+    try:
+        return _compile_once(source, opt_level, flags, toolchain, timeout_s)
+    except CompilationError as first_error:
+        if source.dialect is None:
+            raise
+        from ncc.frontend.dialects import MAX_REPAIR_ROUNDS, REPAIRS
+
+        repair = REPAIRS.get(source.dialect)
+        if repair is None:
+            raise
+        error, text = first_error, source.text
+        for round_number in range(1, MAX_REPAIR_ROUNDS + 1):
+            repaired = repair(text, error.stderr)
+            if repaired is None or repaired == text:
+                raise first_error from None
+            text = repaired
+            try:
+                module = _compile_once(replace(source, text=text), opt_level, flags, toolchain, timeout_s)
+            except CompilationError as next_error:
+                error = next_error
+                continue
+            module.metadata["repairs"] = round_number
+            return replace(module, source_sha256=source.sha256)
+        raise first_error from None
+
+
+def _compile_once(source: SourceText, opt_level: int | str = 0, flags: tuple[str, ...] | list[str] = (),
+                  toolchain: Toolchain | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> IRModule:
+    """Compile a source that is already in memory, once.
 
     The text is written to a private temporary directory as ``<name><ext>`` and compiled there; when
     it came from a file, that file's directory is searched first for ``#include "..."``.

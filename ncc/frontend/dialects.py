@@ -71,8 +71,64 @@ def _fix_empty_returns_in_main(text: str) -> str:
     return text
 
 
+_ERROR_AT = re.compile(r"^[^:\n]+:(\d+):(\d+): error: (.*)$", re.MULTILINE)
+_IDENTIFIER_AT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REPAIR_MARK = "/* ncc poj104 repair */"
+
+
+def _identifier_at(lines: list[str], line: int, column: int) -> str | None:
+    if not 1 <= line <= len(lines):
+        return None
+    match = _IDENTIFIER_AT.match(lines[line - 1], column - 1)
+    return match.group(0) if match else None
+
+
+def poj104_repair(text: str, diagnostics: str) -> str | None:
+    """Second chance for a POJ-104 program clang rejected, from clang's errors.
+
+    CodeXGLUE stripped every preprocessor line, so ``#define LEN 100`` and the like are gone, and a
+    program's own globals (``next``, ``count``) can clash with names that ``using namespace std``
+    brings in. For each error at an identifier:
+
+    * ``use of undeclared identifier X`` (not a call) and ``reference to overloaded function could not
+      be resolved`` (a lost constant named like ``max``): ``#define X`` as a constant, 3.14159265358979
+      for names containing ``pi``, else 1000 (the usual judge array bound);
+    * ``reference to X is ambiguous``: ``#define X ncc_user_X`` renames the program's own X.
+
+    Returns:
+        The text with ``#define`` lines prepended, or None when nothing can be repaired.
+    """
+    lines = text.splitlines()
+    defines: dict[str, str] = {}
+    for match in _ERROR_AT.finditer(diagnostics):
+        line, column, message = int(match.group(1)), int(match.group(2)), match.group(3)
+        identifier = _identifier_at(lines, line, column)
+        if identifier is None or identifier == "main":
+            continue
+        rest = lines[line - 1][column - 1 + len(identifier):].lstrip()
+        if message.startswith("use of undeclared identifier") or message.startswith(
+                "reference to overloaded function could not be resolved"):
+            if rest.startswith("("):
+                continue
+            defines.setdefault(identifier, "3.14159265358979" if "pi" in identifier.lower() else "1000")
+        elif message.startswith("reference to") and "is ambiguous" in message:
+            defines.setdefault(identifier, f"ncc_user_{identifier}")
+    if not defines:
+        return None
+    # Line numbers in a later round's diagnostics refer to this repaired text, which is what the next
+    # call receives.
+    header = "\n".join([_REPAIR_MARK, *(f"#define {name} {value}" for name, value in defines.items())])
+    return header + "\n" + text
+
+
 #: Dialect name -> function ``text -> (text, flags)``.
 DIALECTS: dict[str, Callable[[str], tuple[str, list[str]]]] = {"poj104": poj104}
+
+#: Dialect name -> function ``(text, clang stderr) -> repaired text or None``, tried after a failure.
+REPAIRS: dict[str, Callable[[str, str], str | None]] = {"poj104": poj104_repair}
+
+#: How many repair rounds a source gets.
+MAX_REPAIR_ROUNDS = 3
 
 
 def apply_dialect(name: str, source: SourceText, flags: Sequence[str] = ()) -> tuple[SourceText, tuple[str, ...]]:
@@ -95,4 +151,4 @@ def apply_dialect(name: str, source: SourceText, flags: Sequence[str] = ()) -> t
         raise InputError(f"unknown dialect {name!r}; known: {', '.join(sorted(DIALECTS))}") from None
     text, dialect_flags = dialect(source.text)
     language = "c++" if name == "poj104" else source.language
-    return replace(source, text=text, language=language), (*dialect_flags, *flags)
+    return replace(source, text=text, language=language, dialect=name), (*dialect_flags, *flags)
