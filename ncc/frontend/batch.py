@@ -301,7 +301,7 @@ def _run_job(job: _Job) -> tuple[int, bool, str, str, float, tuple[str, ...]]:
     return job.index, True, "", "", seconds, module.flags
 
 
-def _read_cached_ir_flags(toolchain: Toolchain, language: str, opt_level: int | str, flags: Sequence[str],
+def _clang_arguments(toolchain: Toolchain, language: str, opt_level: int | str, flags: Sequence[str],
                           source: SourceText) -> tuple[str, ...]:
     include_flags = ("-iquote", str(source.path.resolve().parent)) if source.path is not None else ()
     return tuple(toolchain.compile_arguments(language, opt_level, (*include_flags, *flags)))
@@ -394,7 +394,7 @@ def compile_batch(sources: Iterable[str | os.PathLike], language: str | None = N
         failure_path = cache_root / key[:2] / f"{key}.fail.json"
         entry_fields = dict(path=str(path), ir_path=ir_path, language=source.language, toolchain=toolchain.name,
                             toolchain_version=toolchain.version, source_sha256=source.sha256,
-                            flags=_read_cached_ir_flags(toolchain, source.language, opt_level, job_flags, source))
+                            flags=_clang_arguments(toolchain, source.language, opt_level, job_flags, source))
         if _valid_cache_entry(ir_path):
             outcomes[index] = BatchEntry(from_cache=True, **entry_fields)
             result.cache_hits += 1
