@@ -102,8 +102,8 @@ def _assemble(module: Module, name: str, path: str | None) -> ProgramGraph:
     global_lines = {g.name: (g.line, g.type) for g in module.globals.values()}
     for fn in functions:
         global_lines[fn.name] = (fn.line, fn.type)
-    for fn in declared.values():
-        global_lines.setdefault(fn.name, (fn.line, fn.type))
+    for fn_name, (line, _) in declared.items():
+        global_lines.setdefault(fn_name, (line, None))
     used_globals = set()
     for fn in functions:
         for block in fn.blocks:
@@ -123,6 +123,8 @@ def _assemble(module: Module, name: str, path: str | None) -> ProgramGraph:
     var_text, var_full_text, var_function = [], [], []
     for g in global_order:
         ty = global_lines[g][1]
+        if ty is None:  # a declared function used as a value
+            ty = module.declaration(g).type
         var_text.append(ty)
         var_full_text.append(f"{ty} {g}")
         var_function.append(-1)

@@ -45,7 +45,7 @@ OPCODES = BINARY | CASTS | TERMINATORS | frozenset(
     "tail musttail notail".split())
 # Words that may stand before a type or a value and carry no operand (flags, attributes, orderings).
 _FLAGS = frozenset("nuw nsw exact disjoint samesign nnan ninf nsz arcp contract afn reassoc fast".split())
-_PARAM_ATTRS_WITH_ARG = frozenset("inrange align dereferenceable dereferenceable_or_null byval byref sret inalloca "
+_PARAM_ATTRS_WITH_ARG = frozenset("addrspace inrange align dereferenceable dereferenceable_or_null byval byref sret inalloca "
                                   "preallocated elementtype alignstack range nofpclass initializes "
                                   "captures memory allocsize vscale_range uwtable".split())
 
@@ -102,10 +102,21 @@ class Module:
     """What :func:`parse` reads from IR text. ``opaque_pointers`` tells which pointer dialect it uses."""
 
     functions: list[Function]
-    declarations: dict[str, Function]
+    declarations: dict[str, tuple[int, str]]  # name -> (line, header text), read on demand
     globals: dict[str, GlobalVariable]
     struct_types: dict[str, str]
     opaque_pointers: bool
+
+    def declaration(self, name: str) -> Function:
+        """The declared (not defined) function ``name``, with its type."""
+        line, header = self.declarations[name]
+        reader = _Reader(self.struct_types, self.opaque_pointers)
+
+        def error(message, lineno):
+            raise IRParseError(message, None, lineno)
+        fn = _function_header(header, line, self.opaque_pointers, reader, error)
+        fn.declaration = True
+        return fn
 
 
 def tokenize(text: str) -> list[str]:
@@ -740,7 +751,7 @@ def _bracket_balance(s: str) -> int:
 
 _CALL_MARKERS = frozenset(("tail", "musttail", "notail"))
 _LINKAGE_LOCAL = frozenset(("internal", "private"))
-_CONTINUATION_WORDS = ("to ", "cleanup", "catch ", "filter ", "]", "unwind ")
+_CONTINUATION = re.compile(r'\s+(?:to |unwind |catch |filter |cleanup\s*$|\])')
 
 
 def parse(text: str, path: str | None = None) -> Module:
@@ -750,7 +761,7 @@ def parse(text: str, path: str | None = None) -> Module:
     struct_types: dict[str, str] = {}
     globals_: dict[str, GlobalVariable] = {}
     functions: list[Function] = []
-    declarations: dict[str, Function] = {}
+    declarations: dict[str, tuple[int, str]] = {}
     opaque = _uses_opaque_pointers(text)
 
     # First pass over module-level lines: named types, so instructions can index into structs.
@@ -790,9 +801,10 @@ def parse(text: str, path: str | None = None) -> Module:
             i = _parse_body(fn, lines, i, reader, error)
             functions.append(fn)
         elif line.startswith("declare"):
-            fn = _function_header(line, i, opaque, reader, error)
-            fn.declaration = True
-            declarations[fn.name] = fn
+            m = _HEADER_NAME.search(line)
+            if m is None:
+                error("function declaration without a name", i)
+            declarations[m.group(1)] = (i, line)
         elif c in "%!$" or line.startswith(("target ", "source_filename", "attributes ", "module asm",
                                             "uselistorder", "}")):
             continue
@@ -806,7 +818,16 @@ _PTR_TYPE = re.compile(r'(?:[(,]\s*|\s)ptr(?:\s|,|\)|$)')
 
 def _uses_opaque_pointers(text: str) -> bool:
     """True for IR that spells pointers ``ptr`` (LLVM >= 15), False for typed pointers (``i32*``)."""
-    return _PTR_TYPE.search(text) is not None and _PTR_TYPE.search(re.sub(r'"[^"]*"', "", text)) is not None
+    # Unquoted names hold no spaces or parentheses, so these substrings come from the type or a string.
+    found = False
+    for marker in (" ptr ", " ptr,", "(ptr", " ptr)", " ptr\n"):
+        at = text.find(marker)
+        if at >= 0:
+            line = text[text.rfind("\n", 0, at) + 1:text.find("\n", at)]
+            if '"' not in line:
+                return True
+            found = True
+    return found and _PTR_TYPE.search(re.sub(r'"[^"]*"', "", text)) is not None
 
 
 def _global_type(rest: str, opaque: bool, reader: _Reader) -> str:
@@ -887,6 +908,18 @@ def _function_header(header: str, lineno: int, opaque: bool, reader: _Reader, er
     return Function(name, lineno, fn_type, arguments, externally_visible=visible, next_slot=unnamed)
 
 
+def _next_unnamed(fn: Function) -> int:
+    """The number LLVM gives the next unnamed value or block of ``fn``: one more than the last one."""
+    last = fn.next_slot - 1
+    for block in fn.blocks:
+        if block.name[1:].isdigit():
+            last = max(last, int(block.name[1:]))
+        for inst in block.instructions:
+            if inst.result is not None and inst.result[1:].isdigit():
+                last = max(last, int(inst.result[1:]))
+    return last + 1
+
+
 def _parse_body(fn: Function, lines: list[str], i: int, reader: _Reader, error) -> int:
     nlines = len(lines)
     block: Block | None = None
@@ -920,15 +953,18 @@ def _parse_body(fn: Function, lines: list[str], i: int, reader: _Reader, error) 
             continue
         lineno = i
         # instructions that continue on the next lines (switch tables, invoke destinations, clauses)
-        if s[-1] == "[":  # a switch or indirectbr table, up to the closing bracket
+        if "[" in s and _bracket_balance(s) > 0:  # a switch or indirectbr table, up to the closing bracket
             while i < nlines and _bracket_balance(s) > 0:
                 s += " " + lines[i].strip()
                 i += 1
-        while i < nlines and lines[i].lstrip().startswith(_CONTINUATION_WORDS):
+        while i < nlines and _CONTINUATION.match(lines[i]):
             s += " " + lines[i].strip()
             i += 1
         if block is None:
             block = Block(f"%{fn.next_slot}")
+            fn.blocks.append(block)
+        elif block.instructions and block.instructions[-1].opcode in TERMINATORS:
+            block = Block(f"%{_next_unnamed(fn)}")  # an unlabelled block after a terminator
             fn.blocks.append(block)
         body = _METADATA_TAIL.sub("", _strip_comment(s)) if "!" in s else _strip_comment(s)
         result = None

@@ -141,9 +141,6 @@ class ProgramGraph:
             fail("an instruction belongs to no function or block")
         if self.node_function[0] != -1 or np.any(self.node_block[~is_instruction] != -1):
             fail("only instructions belong to a basic block")
-        if not all(isinstance(t, str) for t in self.node_text) or not all(
-                isinstance(t, str) for t in self.node_full_text):
-            fail("node text must be str")
         src, dst = self.edge_index
         src_type, dst_type = self.node_type[src], self.node_type[dst]
         control_or_call = self.edge_flow != DATA
