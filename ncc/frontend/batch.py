@@ -39,7 +39,7 @@ from ncc.paths import cache_home
 logger = logging.getLogger(__name__)
 
 #: Bumped when the way ncc builds commands changes, so old cache entries stop matching.
-CACHE_FORMAT_VERSION = 2
+CACHE_FORMAT_VERSION = 3
 
 _LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"', re.MULTILINE)
 

@@ -83,6 +83,15 @@ def _identifier_at(lines: list[str], line: int, column: int) -> str | None:
     return match.group(0) if match else None
 
 
+_TYPE_WORDS = r"(?:int|float|double|char|long|short|bool|unsigned|signed|string|struct\s+\w+)"
+
+
+def _declared_in(text: str, identifier: str) -> bool:
+    """Whether the program declares ``identifier`` as a variable (``int a, identifier[N];``)."""
+    pattern = rf"\b{_TYPE_WORDS}\b[^;{{}}()]*\b{re.escape(identifier)}\s*[\[=,;]"
+    return re.search(pattern, text) is not None
+
+
 def poj104_repair(text: str, diagnostics: str) -> str | None:
     """Second chance for a POJ-104 program clang rejected, from clang's errors.
 
@@ -108,8 +117,8 @@ def poj104_repair(text: str, diagnostics: str) -> str | None:
         rest = lines[line - 1][column - 1 + len(identifier):].lstrip()
         if message.startswith("use of undeclared identifier") or message.startswith(
                 "reference to overloaded function could not be resolved"):
-            if rest.startswith("("):
-                continue
+            if rest.startswith("(") or _declared_in(text, identifier):
+                continue  # a call, or a variable whose declaration failed because of another name
             defines.setdefault(identifier, "3.14159265358979" if "pi" in identifier.lower() else "1000")
         elif message.startswith("reference to") and "is ambiguous" in message:
             defines.setdefault(identifier, f"ncc_user_{identifier}")
