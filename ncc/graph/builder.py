@@ -108,11 +108,11 @@ def _assemble(module: Module, name: str, path: str | None) -> ProgramGraph:
     for fn in functions:
         for block in fn.blocks:
             for inst in block.instructions:
-                for op in inst.operands:
-                    if op.kind == "global":
-                        used_globals.add(op.text)
-                    if op.globals:
-                        used_globals.update(op.globals)
+                for kind, text, _, named in inst.operands:
+                    if kind == "global":
+                        used_globals.add(text)
+                    if named:
+                        used_globals.update(named)
     unknown = used_globals - global_lines.keys()
     if unknown:
         first = min(unknown)
@@ -137,8 +137,8 @@ def _assemble(module: Module, name: str, path: str | None) -> ProgramGraph:
     for fi, fn in enumerate(functions):
         starts = block_starts[fi]
         # locals: used arguments first (in argument order), then instruction results
-        used = {op.text for block in fn.blocks for inst in block.instructions for op in inst.operands
-                if op.kind == "local"}
+        used = {op[1] for block in fn.blocks for inst in block.instructions for op in inst.operands
+                if op[0] == "local"}
         local_ref = {}
         for arg_name, arg_type in fn.arguments:
             if arg_name in local_ref:
@@ -174,25 +174,24 @@ def _assemble(module: Module, name: str, path: str | None) -> ProgramGraph:
                         if target is None:
                             error(f"branch to undefined label {succ} in {fn.name}", inst.line)
                         add((me, target << 2, CONTROL, s))
-                for p, op in enumerate(inst.operands):
-                    kind = op.kind
+                for p, (kind, text, ty, named) in enumerate(inst.operands):
                     if kind == "local":
-                        ref = local_ref.get(op.text)
+                        ref = local_ref.get(text)
                         if ref is None:
-                            if op.text in starts:
-                                error(f"label {op.text} used as a value in {fn.name}", inst.line)
-                            error(f"use of undefined value {op.text} in {fn.name}", inst.line)
+                            if text in starts:
+                                error(f"label {text} used as a value in {fn.name}", inst.line)
+                            error(f"use of undefined value {text} in {fn.name}", inst.line)
                     elif kind == "global":
-                        ref = (global_index[op.text] << 2) | _GLOBAL
+                        ref = (global_index[text] << 2) | _GLOBAL
                     else:
-                        key = (op.type, op.text)
+                        key = (ty, text)
                         ref = constants.get(key)
                         if ref is None:
                             ref = constants[key] = (len(const_text) << 2) | _CONST
-                            const_text.append(op.type)
-                            const_full_text.append(f"{op.type} {op.text}" if op.type else op.text)
+                            const_text.append(ty)
+                            const_full_text.append(f"{ty} {text}" if ty else text)
                             const_function.append(fi)
-                        for g in op.globals:
+                        for g in named:
                             add(((global_index[g] << 2) | _GLOBAL, me, DATA, p))
                     add((ref, me, DATA, p))
                 if inst.result is not None:
@@ -255,6 +254,6 @@ def _first_use_line(functions, name: str) -> int | None:
     for fn in functions:
         for block in fn.blocks:
             for inst in block.instructions:
-                if any(op.text == name or name in op.globals for op in inst.operands):
+                if any(op[1] == name or name in op[3] for op in inst.operands):
                     return inst.line
     return None

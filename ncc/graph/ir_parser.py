@@ -50,14 +50,10 @@ _PARAM_ATTRS_WITH_ARG = frozenset("addrspace inrange align dereferenceable deref
                                   "captures memory allocsize vscale_range uwtable".split())
 
 
-@dataclass(slots=True)
-class Operand:
-    """A value an instruction reads: ``kind`` is ``local``, ``global`` or ``constant``."""
-
-    kind: str
-    text: str
-    type: str
-    globals: tuple[str, ...] = ()  # globals named inside a constant expression
+# An operand is a plain tuple (kind, text, type, globals) -- instructions have millions of them, and a tuple
+# costs a tenth of an object: kind is "local", "global" or "constant"; text the value as written; type its
+# type; globals the globals named inside a constant expression.
+Operand = tuple[str, str, str, tuple[str, ...]]
 
 
 @dataclass(slots=True)
@@ -278,16 +274,16 @@ def _fast(reader: "_Reader", inst: "Instruction", body: str) -> bool:
         if m is None:
             return False
         inst.result_type = m.group(1)
-        ops.append(Operand(_kind(m.group(3)), m.group(3), m.group(2)))
+        ops.append((_kind(m.group(3)), m.group(3), m.group(2), ()))
     elif op == "getelementptr":
         m = _FAST_GEP.match(body)
         if m is None:
             return False
         base_type, base = m.group(2), m.group(3)
-        ops.append(Operand(_kind(base), base, base_type))
+        ops.append((_kind(base), base, base_type, ()))
         indices = _FAST_INDEX.findall(m.group(4))
         for ty, value in indices:
-            ops.append(Operand(_kind(value), value, ty))
+            ops.append((_kind(value), value, ty, ()))
         if base_type[-1] == ">" or any(ty[-1] == ">" for ty, _ in indices):
             return False  # vectors of pointers: the general reader handles them
         if reader.opaque:
@@ -303,9 +299,11 @@ def _fast(reader: "_Reader", inst: "Instruction", body: str) -> bool:
         m = _FAST_STORE.match(body)
         if m is None:
             return False
-        ops.append(Operand(_kind(m.group(2)), m.group(2), m.group(1)))
-        ops.append(Operand(_kind(m.group(4)), m.group(4), m.group(3)))
+        ops.append((_kind(m.group(2)), m.group(2), m.group(1), ()))
+        ops.append((_kind(m.group(4)), m.group(4), m.group(3), ()))
     elif op == "call":
+        if body.count("(") != 1:  # function types, constant expressions, attributes with arguments
+            return False
         m = _FAST_CALL.match(body)
         if m is None:
             return False
@@ -315,7 +313,7 @@ def _fast(reader: "_Reader", inst: "Instruction", body: str) -> bool:
                 a = _FAST_ARG.match(arg)
                 if a is None:
                     return False
-                ops.append(Operand(_kind(a.group(2)), a.group(2), a.group(1)))
+                ops.append((_kind(a.group(2)), a.group(2), a.group(1), ()))
         ty = m.group(1)
         inst.result_type = "" if ty == "void" else ty
         inst.callee = m.group(2)
@@ -324,21 +322,21 @@ def _fast(reader: "_Reader", inst: "Instruction", body: str) -> bool:
         if m is None:
             return False
         ty = inst.result_type = m.group(1)
-        ops.append(Operand(_kind(m.group(2)), m.group(2), ty))
-        ops.append(Operand(_kind(m.group(3)), m.group(3), ty))
+        ops.append((_kind(m.group(2)), m.group(2), ty, ()))
+        ops.append((_kind(m.group(3)), m.group(3), ty, ()))
     elif op == "icmp" or op == "fcmp":
         m = _FAST_CMP.match(body)
         if m is None or m.group(1)[0] == "<":
             return False
         ty = m.group(1)
         inst.result_type = "i1"
-        ops.append(Operand(_kind(m.group(2)), m.group(2), ty))
-        ops.append(Operand(_kind(m.group(3)), m.group(3), ty))
+        ops.append((_kind(m.group(2)), m.group(2), ty, ()))
+        ops.append((_kind(m.group(3)), m.group(3), ty, ()))
     elif op in CASTS:
         m = _FAST_CAST.match(body)
         if m is None:
             return False
-        ops.append(Operand(_kind(m.group(2)), m.group(2), m.group(1)))
+        ops.append((_kind(m.group(2)), m.group(2), m.group(1), ()))
         inst.result_type = m.group(3)
     elif op == "br":
         m = _FAST_BR.match(body)
@@ -348,7 +346,7 @@ def _fast(reader: "_Reader", inst: "Instruction", body: str) -> bool:
             inst.successors.append(m.group(1))
         else:
             c = m.group(2)
-            ops.append(Operand(_kind(c), c, "i1"))
+            ops.append((_kind(c), c, "i1", ()))
             inst.successors.extend((m.group(3), m.group(4)))
     elif op == "phi":
         m = _FAST_PHI.match(body)
@@ -356,21 +354,21 @@ def _fast(reader: "_Reader", inst: "Instruction", body: str) -> bool:
             return False
         ty = inst.result_type = m.group(1)
         for value in _FAST_INCOMING.findall(m.group(2)):
-            ops.append(Operand(_kind(value), value, ty))
+            ops.append((_kind(value), value, ty, ()))
     elif op == "select":
         m = _FAST_SELECT.match(body)
         if m is None:
             return False
-        ops.append(Operand(_kind(m.group(1)), m.group(1), "i1"))
-        ops.append(Operand(_kind(m.group(3)), m.group(3), m.group(2)))
-        ops.append(Operand(_kind(m.group(5)), m.group(5), m.group(4)))
+        ops.append((_kind(m.group(1)), m.group(1), "i1", ()))
+        ops.append((_kind(m.group(3)), m.group(3), m.group(2), ()))
+        ops.append((_kind(m.group(5)), m.group(5), m.group(4), ()))
         inst.result_type = m.group(2)
     elif op == "ret":
         m = _FAST_RET.match(body)
         if m is None:
             return False
         if m.group(1):
-            ops.append(Operand(_kind(m.group(2)), m.group(2), m.group(1)))
+            ops.append((_kind(m.group(2)), m.group(2), m.group(1), ()))
     elif op == "alloca":
         m = _FAST_ALLOCA.match(body)
         if m is None:
@@ -410,7 +408,7 @@ class _Reader:
         if i < n and toks[i] not in ",)]":
             kind, text, named, i = _parse_value(toks, i, n)
             if kind != "asm" and ty != "metadata":
-                inst.operands.append(Operand(kind, text, ty, named))
+                inst.operands.append((kind, text, ty, named))
         return ty, i
 
     def parse(self, inst: Instruction, toks: list[str]) -> None:
@@ -470,7 +468,7 @@ class _Reader:
             ty = inst.result_type = self.typestr(toks, i, j)
             while j < n and toks[j] == "[":
                 kind, text, named, k = _parse_value(toks, j + 1, n)
-                inst.operands.append(Operand(kind, text, ty, named))
+                inst.operands.append((kind, text, ty, named))
                 j = k + 3  # ", %label ]"
                 if j < n and toks[j] == ",":
                     j += 1
@@ -562,7 +560,7 @@ class _Reader:
                         inst.successors.append(toks[k + 1])
                     k += 2 if t == "label" else 1
                 elif t[0] == "%" and toks[k - 1] in ("within", "from"):
-                    inst.operands.append(Operand("local", t, "token"))
+                    inst.operands.append(("local", t, "token", ()))
                     k += 1
                 elif t == "[" or t == "]" or t == ",":
                     k += 1
@@ -591,7 +589,7 @@ class _Reader:
             before = len(inst.operands)
             ty, k = self.typed_value(toks, k, n, inst)
             index_types.append(ty)
-            index_values.append(inst.operands[-1].text if len(inst.operands) > before else "0")
+            index_values.append(inst.operands[-1][1] if len(inst.operands) > before else "0")
         vector = next((t for t in [base_type, *index_types] if _is_vector(t)), None)
         scalar_base = _element_of_vector(base_type)
         if self.opaque or scalar_base.startswith("ptr"):
@@ -632,7 +630,7 @@ class _Reader:
         else:
             inst.callee = ""
             if kind == "local":
-                inst.operands.append(Operand(kind, text, "ptr" if self.opaque else "", named))
+                inst.operands.append((kind, text, "ptr" if self.opaque else "", named))
         # arguments
         if k < n and toks[k] == "(":
             end = _skip_group(toks, k, n)
@@ -643,7 +641,7 @@ class _Reader:
                     a = _skip_group(toks, a, end - 1) if toks[a] in "([{<" else a + 1
                 a += 1
             k = end
-        if inst.callee == "" and inst.operands and inst.operands[0].kind == "local" and kind == "local":
+        if inst.callee == "" and inst.operands and inst.operands[0][0] == "local" and kind == "local":
             # the callee is LLVM's last operand: keep arguments first
             inst.operands.append(inst.operands.pop(0))
         # successors of invoke and callbr
