@@ -19,7 +19,6 @@ import logging
 import multiprocessing
 import os
 import re
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from tqdm import tqdm
 
+from ncc.fileio import atomic_write
 from ncc.errors import CompilationError, InputError, NccError
 from ncc.frontend.compile import (DEFAULT_TIMEOUT_S, SOURCE_EXTENSIONS, SourceText, compile_source_text,
                                   decode_source, encode_source, language_of, normalise_language, read_text_file)
@@ -252,19 +252,6 @@ def cache_key(source: SourceText, opt_level: int | str, flags: Sequence[str], to
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 @dataclass(frozen=True)
 class _Job:
     """One compile, as sent to a worker process."""
@@ -292,12 +279,12 @@ def _run_job(job: _Job) -> tuple[int, bool, str, str, float, tuple[str, ...]]:
         seconds = time.perf_counter() - started
         if "timed out" not in error.message:
             record = {"reason": error.message, "diagnostics": error.stderr_tail}
-            _atomic_write(job.failure_path, json.dumps(record).encode())
+            atomic_write(job.failure_path, json.dumps(record).encode())
         return job.index, False, error.message, error.stderr_tail, seconds, ()
     except NccError as error:
         return job.index, False, error.message, "", time.perf_counter() - started, ()
     seconds = time.perf_counter() - started
-    _atomic_write(job.ir_path, encode_source(module.text))
+    atomic_write(job.ir_path, encode_source(module.text))
     return job.index, True, "", "", seconds, module.flags
 
 
@@ -424,7 +411,7 @@ def compile_batch(sources: Iterable[str | os.PathLike], language: str | None = N
             continue
         if destination is not None:
             output_path = _output_path_for(paths[index], destination, common_root)
-            _atomic_write(output_path, outcome.ir_path.read_bytes())
+            atomic_write(output_path, outcome.ir_path.read_bytes())
             outcome = BatchEntry(**{**outcome.__dict__, "output_path": output_path})
         result.entries.append(outcome)
     result.elapsed_s = time.perf_counter() - started

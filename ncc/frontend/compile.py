@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ncc.fileio import read_input_bytes
 from ncc.errors import CompilationError, InputError
 from ncc.frontend.ir import IRModule
 from ncc.frontend.toolchain import INCLUDE_DIR, Toolchain, find_toolchain
@@ -86,17 +87,7 @@ def read_text_file(path: str | os.PathLike) -> bytes:
     Raises:
         InputError: the file is missing, a directory, unreadable, empty or binary (holds NUL bytes).
     """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("no such file", str(path)) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a file", str(path)) from None
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror or error}", str(path)) from None
-    if not data.strip():
-        raise InputError("file is empty", str(path))
+    data = read_input_bytes(path)
     if b"\0" in data[:65536]:
         raise InputError("binary file (holds NUL bytes), expected text", str(path))
     return data

@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from ncc.fileio import read_input_bytes
 from ncc.errors import InputError, IRParseError
 from ncc.frontend.ir import IRModule
 
@@ -14,20 +15,6 @@ IR_EXTENSIONS = (".ll", ".bc")
 
 _BITCODE_MAGIC = b"BC\xc0\xde"
 _BITCODE_WRAPPER_MAGIC = b"\xde\xc0\x17\x0b"
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("no such file", str(path)) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a file", str(path)) from None
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror or error}", str(path)) from None
-    if not data.strip():
-        raise InputError("file is empty", str(path))
-    return data
 
 
 def is_bitcode(data: bytes) -> bool:
@@ -70,7 +57,7 @@ def load(path: str | os.PathLike, name: str | None = None) -> IRModule:
         IRParseError: the file claims to be bitcode but LLVM cannot read it.
     """
     path = Path(path)
-    data = _read_bytes(path)
+    data = read_input_bytes(path)
     if is_bitcode(data):
         text = bitcode_to_text(data, str(path))
     elif path.suffix.lower() == ".bc":

@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 from tqdm import tqdm
 
 from ncc.errors import NccError
+from ncc.fileio import atomic_write
 from ncc.frontend.batch import BatchFailure, compile_batch, expand_inputs
 from ncc.frontend.compile import SOURCE_EXTENSIONS
 from ncc.frontend.load import load
@@ -50,17 +51,17 @@ def write_graph(graph: ProgramGraph, path: str | os.PathLike, fmt: str) -> Path:
     if fmt == "npz":
         return convert.save_npz(graph, path)
     if fmt == "dot":
-        return convert._atomic_write(path, lambda f: f.write(convert.to_dot(graph)), "w")
+        return atomic_write(path, convert.to_dot(graph))
     if fmt == "networkx":
         import networkx as nx
 
         data = nx.node_link_data(convert.to_networkx(graph), edges="edges")
-        return convert._atomic_write(path, lambda f: json.dump(data, f), "w")
+        return atomic_write(path, lambda f: json.dump(data, f))
     if fmt == "pyg":
         import torch
 
         data = convert.to_pyg(graph)
-        return convert._atomic_write(path, lambda f: torch.save(data, f), "wb")
+        return atomic_write(path, lambda f: torch.save(data, f), "wb")
     raise NccError(f"unknown graph format '{fmt}' (choose from {', '.join(FORMATS)})")
 
 

@@ -30,14 +30,14 @@ import io
 import json
 import logging
 import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import numpy as np
 
+from ncc.fileio import atomic_write
 from ncc.errors import GraphBuildError, InputError
 from ncc.graph.convert_dot import to_dot
 from ncc.graph.convert_pyg import from_pyg, to_pyg
@@ -111,26 +111,6 @@ def _assemble(columns: Mapping[str, Any], function_names, module_name, metadata,
         except GraphBuildError as error:
             raise GraphBuildError(error.message, path or error.path) from None
     return graph
-
-
-def _atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> Path:
-    """Write a file through a temporary file in the same folder and ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- networkx
@@ -312,7 +292,7 @@ def save_json(graph: ProgramGraph, path: str | os.PathLike, indent: int | None =
                           separators=None if indent is not None else (",", ":"))
     except (TypeError, ValueError) as error:
         raise GraphBuildError(f"cannot write the graph as JSON: {error}", str(path)) from None
-    written = _atomic_write(path, lambda stream: stream.write(text), "w")
+    written = atomic_write(path, lambda stream: stream.write(text), "w")
     logger.debug("wrote %s (%d nodes, %d edges)", written, graph.num_nodes, graph.num_edges)
     return written
 
@@ -390,7 +370,7 @@ def save_npz(graph: ProgramGraph, path: str | os.PathLike) -> Path:
         arrays[name] = getattr(graph, name)
     for name in _TEXT:
         arrays[f"{name}_data"], arrays[f"{name}_offsets"] = _join_text(getattr(graph, name))
-    written = _atomic_write(path, lambda stream: np.savez_compressed(stream, **arrays), "wb")
+    written = atomic_write(path, lambda stream: np.savez_compressed(stream, **arrays), "wb")
     logger.debug("wrote %s (%d nodes, %d edges)", written, graph.num_nodes, graph.num_edges)
     return written
 
@@ -467,7 +447,7 @@ def save(graph: ProgramGraph, path: str | os.PathLike) -> Path:
         return save_npz(graph, path)
     if suffix in (".dot", ".gv"):
         text = to_dot(graph)
-        return _atomic_write(path, lambda stream: stream.write(text), "w")
+        return atomic_write(path, lambda stream: stream.write(text), "w")
     raise InputError(f"unknown program graph format {suffix!r}; use .json, .npz, .dot or .gv", str(path))
 
 

@@ -1,0 +1,60 @@
+"""Reading input files with one-line errors, and writing output files atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from ncc.errors import InputError
+
+
+def read_input_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of an input file, or :class:`InputError` with a one-line reason naming the file.
+
+    Raises:
+        InputError: the file is missing, a directory, unreadable or empty.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("no such file", str(path)) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a file", str(path)) from None
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror or error}", str(path)) from None
+    if not data.strip():
+        raise InputError("file is empty", str(path))
+    return data
+
+
+def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[Any], None], mode: str = "w") -> Path:
+    """Write a file through a temporary file in the same folder and ``os.replace`` it into place.
+
+    A reader never sees a half-written file, and a crash leaves the old file (or none) behind.
+
+    Args:
+        path: the file to write.
+        content: bytes or str to write, or a function that writes to the open stream.
+        mode: ``"w"`` (text, UTF-8) or ``"wb"``; bytes content always writes in binary.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        mode = "wb"
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as stream:
+            if callable(content):
+                content(stream)
+            else:
+                stream.write(content)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
