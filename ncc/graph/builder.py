@@ -105,14 +105,19 @@ def _assemble(module: Module, name: str, path: str | None) -> ProgramGraph:
     for fn_name, (line, _) in declared.items():
         global_lines.setdefault(fn_name, (line, None))
     used_globals = set()
+    used_locals = []  # per function: the local names its instructions read
     for fn in functions:
+        used = set()
         for block in fn.blocks:
             for inst in block.instructions:
                 for kind, text, _, named in inst.operands:
-                    if kind == "global":
+                    if kind == "local":
+                        used.add(text)
+                    elif kind == "global":
                         used_globals.add(text)
                     if named:
                         used_globals.update(named)
+        used_locals.append(used)
     unknown = used_globals - global_lines.keys()
     if unknown:
         first = min(unknown)
@@ -137,8 +142,7 @@ def _assemble(module: Module, name: str, path: str | None) -> ProgramGraph:
     for fi, fn in enumerate(functions):
         starts = block_starts[fi]
         # locals: used arguments first (in argument order), then instruction results
-        used = {op[1] for block in fn.blocks for inst in block.instructions for op in inst.operands
-                if op[0] == "local"}
+        used = used_locals[fi]
         local_ref = {}
         for arg_name, arg_type in fn.arguments:
             if arg_name in local_ref:

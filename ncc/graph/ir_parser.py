@@ -756,17 +756,12 @@ def parse(text: str, path: str | None = None) -> Module:
     """Read LLVM IR text. Raises :class:`IRParseError` with a line number on malformed input."""
     lines = text.split("\n")
     nlines = len(lines)
-    struct_types: dict[str, str] = {}
     globals_: dict[str, GlobalVariable] = {}
     functions: list[Function] = []
     declarations: dict[str, tuple[int, str]] = {}
     opaque = _uses_opaque_pointers(text)
 
-    # First pass over module-level lines: named types, so instructions can index into structs.
-    for line in lines:
-        if line.startswith("%") and " = type " in line:
-            name, _, body = line.partition(" = type ")
-            struct_types[name.strip()] = _strip_comment(body).strip()
+    struct_types = _struct_types(lines)  # first, so instructions can index into structs
     reader = _Reader(struct_types, opaque)
 
     def error(message: str, lineno: int):
@@ -809,6 +804,20 @@ def parse(text: str, path: str | None = None) -> Module:
         else:
             error(f"unexpected text at module level: {line.strip()[:60]!r}", i)
     return Module(functions, declarations, globals_, struct_types, opaque)
+
+
+def struct_types(text: str) -> dict[str, str]:
+    """The named types of a module: ``{"%struct.S": "{ i32, ptr }", "%struct.T": "opaque", ...}``."""
+    return _struct_types(text.split("\n"))
+
+
+def _struct_types(lines: list[str]) -> dict[str, str]:
+    types = {}
+    for line in lines:
+        if line.startswith("%") and " = type " in line:
+            name, _, body = line.partition(" = type ")
+            types[name.strip()] = _strip_comment(body).strip()
+    return types
 
 
 _PTR_TYPE = re.compile(r'(?:[(,]\s*|\s)ptr(?:\s|,|\)|$)')
