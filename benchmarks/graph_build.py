@@ -588,7 +588,8 @@ def markdown(report: dict) -> str:
     s, out = report["summary"], []
     machine = report["machine"]
     load = machine["load_average_before_after"]
-    out.append(f"Machine: {machine['cpus']} CPUs, Python {machine['python']}; 1-minute load average "
+    out.append(f"ncc at {report['ncc_commit']}. Machine: {machine['cpus']} CPUs, Python {machine['python']}; "
+               f"1-minute load average "
                f"{load[0][0]:.1f} before and {load[1][0]:.1f} after the per-file timings.\n")
     out.append("### Per-file build time (median of repeats; ratio = llvm2graph / ncc)\n")
     out.append("| part | files | median lines | llvm2graph ok | ncc ok | llvm2graph ms | ncc ms "
@@ -656,6 +657,14 @@ def markdown(report: dict) -> str:
     return "\n".join(out)
 
 
+def _git_commit() -> str:
+    """The checkout's commit, with ``+dirty`` when ncc/ has uncommitted changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no", "--", "ncc") else "")
+
+
 # ----------------------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -711,6 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     files = [dict(asdict(r), ratio=r.ratio) for r in results]
     report = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "ncc_commit": _git_commit(),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                     "llvm2graph": str(binary) if binary else None,
                     "load_average_before_after": [load_before, load_after]},
