@@ -1,0 +1,1 @@
+"""inst2vec embeddings: statement normalisation, vocabulary, context pairs, skip-gram training and evaluation."""
