@@ -5,6 +5,7 @@ Commands:
     ncc doctor                                  toolchain, LLVM and library versions in use
     ncc compile SRC... -o DIR                   C / C++ / OpenCL sources to LLVM IR (.ll), cached
     ncc graph INPUT... -o DIR --format FMT      sources or .ll/.bc files to program graphs
+    ncc embed CORPUS... -o DIR                  train inst2vec statement embeddings on a corpus
 
 INPUT and SRC may be files, directories (searched recursively) or glob patterns. The compiler is the
 clang that ships with the `ziglang` package unless --clang or $NCC_CLANG names another (clang >= 14).
@@ -88,6 +89,31 @@ def graph(inputs, output_dir, fmt, opt_level, flags, workers, clang) -> None:
         for _, output, summary in result.written:
             click.echo(f"{output}: {summary}")
     _report(result.summary(), result.failures, succeeded=len(result.written))
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, required=True)
+@click.option("--output", "-o", "output_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for vocabulary.json, embeddings.npy, embeddings.json and report.json.")
+@click.option("--context-size", type=click.IntRange(1, 3), default=2, show_default=True, help="XFG context distance.")
+@click.option("--dim", type=click.IntRange(min=1), default=200, show_default=True, help="Embedding dimension.")
+@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Passes over the pairs.")
+@click.option("--min-count", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Rarer statements become !UNK (fitted vocabulary only).")
+@click.option("--vocabulary", type=click.Choice(["fit", "published"]), default="fit", show_default=True,
+              help="Fit on the corpus, or NCC's published 8,565 statements.")
+@click.option("--backend", type=click.Choice(["gensim", "torch"]), default="gensim", show_default=True)
+@_opt_option
+@_workers_option
+@_clang_option
+def embed(corpus, output_dir, context_size, dim, epochs, min_count, vocabulary, backend, opt_level, workers, clang):
+    """Train inst2vec embeddings on sources or LLVM IR files."""
+    from ncc.embeddings.train import embed as train_embeddings
+
+    result = train_embeddings(corpus, output_dir, context_size=context_size, dim=dim, epochs=epochs,
+                              min_count=min_count, vocabulary=vocabulary, backend=backend, workers=workers,
+                              clang=clang, opt_level=opt_level)
+    _report(f"{output_dir}: {result.summary()}", result.failures, succeeded=result.report["corpus"]["modules"])
 
 
 def _report(summary: str, failures, succeeded: int) -> None:
