@@ -60,11 +60,11 @@ _AGG_INDICES = re.compile(r'(?:, \d+)+$')
 _OPCODE = re.compile(r'\s*(?:[%@]' + _NAME + r'\s*=\s*)?(?:(?:tail|musttail|notail)\s+)?([a-z_]+)')
 _WS = re.compile(r'\s+')
 _DBG_CALL = re.compile(r'\((metadata [^,]*?), .*metadata .*\)$')
+_DBG_RECORD = re.compile(r'#dbg_\w+\(([^,]*?), .*\)$')
 _SWITCH_CASE = re.compile(r'\s*([^\s,\[\]]+ [^\s,\[\]]+), label (<%ID>)')
 _INVOKE_DEST = re.compile(r'\s+to label (\S+) unwind ')
 _LANDINGPAD_CLAUSE = re.compile(r'\s+(cleanup|catch|filter)\b')
 _NUMBERED = re.compile(r'%\d+$')
-_TYPE_AFTER_NUMBERED = re.compile(r'[*}\]>]| addrspace|,? ')
 
 _ID_LOCAL = "<%ID>"
 _ID_GLOBAL = "<@ID>"
@@ -77,9 +77,13 @@ _TYPE_NAME = re.compile(r'%' + _NAME)
 def inline_struct_types(struct_types: Mapping[str, str]) -> dict[str, str]:
     """Inline every named struct type of a module into a literal type, inst2vec's way.
 
-    Types are resolved in the module's order of definition, depth first, and each result is kept once
+    Types are resolved depth first in the sorted order of their names, and each result is kept once
     found. A struct met again while it is being inlined (a recursive type, directly or through other
-    structs) becomes ``opaque``, as does a struct declared ``opaque`` or not defined at all.
+    structs) becomes ``opaque``, as does a struct declared ``opaque`` or not defined at all. The order
+    matters for mutually recursive structs and is the one that reproduces the published vocabulary:
+    ``basic_ios`` (which points back to ``basic_ostream``) is resolved before ``basic_ostream``, so that
+    ``basic_ostream`` reads ``{ i32 (...)**, opaque }``, and ``ios_base`` before its ``_Callback_list``,
+    which reads ``{ opaque*, void (i32, opaque*, i32)*, i32, i32 }`` inside ``ios_base``.
 
     Args:
         struct_types: ``{"%struct.S": "{ i32, %struct.S* }", ...}`` as :func:`ncc.graph.ir_parser.struct_types`
@@ -107,9 +111,9 @@ def inline_struct_types(struct_types: Mapping[str, str]) -> dict[str, str]:
         done[name] = literal
         return literal
 
-    for name in struct_types:
+    for name in sorted(struct_types):
         resolve(name)
-    return done
+    return {name: done[name] for name in struct_types}
 
 
 _INLINED_CACHE: dict[int, tuple[Mapping[str, str], dict[str, str]]] = {}
@@ -143,17 +147,25 @@ def _strip_comment(s: str) -> str:
     return s
 
 
+_TYPE_BEFORE = ("alloca ", "load ", "getelementptr ", "inbounds ", "x ", "{ ", "<{ ", "volatile ", "(")
+
+
+def _is_type_position(s: str, start: int, end: int) -> bool:
+    """Whether a numbered name (``%0``) at ``s[start:end]`` names a type rather than a value."""
+    after = s[end:end + 1]
+    if after == "*" or after == "]" or after == ">" or s.startswith(" addrspace", end):
+        return True
+    return s.endswith(_TYPE_BEFORE, 0, start)
+
+
 def _locals_and_types(s: str, inlined: dict[str, str]) -> str:
     def replace(m: re.Match) -> str:
         name = m.group(0)
         literal = inlined.get(name)
         if literal is None:
             return _ID_LOCAL
-        if _NUMBERED.match(name):
-            # %0 may name a type or a value: a type is followed by '*', a closing bracket or a value.
-            after = s[m.end():m.end() + 1]
-            if not after or after in ",=)" or (after == " " and s[m.end():m.end() + 3] == " = "):
-                return _ID_LOCAL
+        if _NUMBERED.match(name) and not _is_type_position(s, m.start(), m.end()):
+            return _ID_LOCAL
         return literal
     return _LOCAL.sub(replace, s)
 
@@ -180,6 +192,8 @@ def _normalise(statement: str, inlined: dict[str, str] | None) -> str:
     if "!" in s:
         s = _METADATA.sub("", s)
     if "#" in s:
+        if s.lstrip().startswith("#dbg_"):  # a debug record (LLVM >= 19) reads as the intrinsic call it replaces
+            s = _DBG_RECORD.sub(r"call void @llvm.dbg(metadata \1())", s.strip())
         s = _ATTR_GROUP.sub("", s)
     if "\n" in s or "  " in s or "\t" in s:
         s = _WS.sub(" ", s)
@@ -199,7 +213,8 @@ def _normalise(statement: str, inlined: dict[str, str] | None) -> str:
         s = _GLOBAL.sub(_ID_GLOBAL, s)
     if 'c"' in s:
         s = _STRING.sub(" <STRING>", s)
-    s = _FLOAT.sub("<FLOAT>", s)
+    if "." in s or "0x" in s or "e+" in s or "e-" in s:
+        s = _FLOAT.sub("<FLOAT>", s)
     if opcode == "extractelement" or opcode == "insertelement":
         s = _INT_TYPE.sub("<TYP> ", s)
     elif opcode == "extractvalue" or opcode == "insertvalue":
