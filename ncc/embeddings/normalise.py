@@ -258,4 +258,6 @@ def module_statements(ir: "IRModule | str", graph: "ProgramGraph | None" = None)
         if i == 0:
             continue
         statements[i] = _normalise(full_text[i], inlined)
+    log.debug("%s: %d statements normalised, %d struct types inlined", graph.module_name,
+              graph.num_instructions - 1, len(types))
     return graph, statements
