@@ -1,0 +1,89 @@
+"""Skip-gram training on a tiny real corpus: both backends learn that add statements belong together."""
+
+import numpy as np
+import pytest
+
+from ncc.embeddings import Embeddings, PairStore, SkipGram, Vocabulary, iter_module_contexts, module_context
+from ncc.embeddings.corpus import PairSource
+from ncc.embeddings.evaluate import opcode_of
+from ncc.embeddings.normalise import module_statements
+from ncc.frontend import load
+
+
+@pytest.fixture(scope="module")
+def corpus(tiny_corpus, tmp_path_factory):
+    store = PairStore(tmp_path_factory.mktemp("pairs"), shard_pairs=500)  # several shards
+    for _, context, reason in iter_module_contexts(tiny_corpus, context_size=2, workers=2, progress=False):
+        assert context is not None, reason
+        store.add(context)
+    store.flush()
+    vocabulary = Vocabulary(min_count=1, subsample=0.0).fit_counts(store.statement_counts())
+    source = PairSource.from_store(store, vocabulary.transform(store.statements))
+    return store, vocabulary, source
+
+
+def separation(matrix, vocabulary):
+    """Mean cosine among add statements minus mean cosine between add and fdiv statements."""
+    unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    adds = [i for i, t in enumerate(vocabulary.tokens_) if opcode_of(t) == "add"]
+    fdivs = [i for i, t in enumerate(vocabulary.tokens_) if opcode_of(t) == "fdiv"]
+    assert len(adds) >= 2 and len(fdivs) >= 2
+    within = unit[adds] @ unit[adds].T
+    within = within[~np.eye(len(adds), dtype=bool)].mean()
+    between = (unit[adds] @ unit[fdivs].T).mean()
+    return within - between
+
+
+def test_store_streams_every_pair_in_shards(corpus, tiny_corpus):
+    store, vocabulary, source = corpus
+    chunks = list(source)
+    assert len(chunks) > 1 and sum(len(c) for c in chunks) == store.num_pairs == source.num_pairs
+    assert list(source)[0].tolist() == chunks[0].tolist()  # restartable
+    assert store.num_modules == len(tiny_corpus)
+    first = module_context(load(tiny_corpus[0][1]), 2)
+    assert chunks[0][:len(first.pairs)].tolist() == vocabulary.transform(
+        np.asarray(first.statements, object)[first.pairs].ravel()).reshape(-1, 2).tolist()
+
+
+def test_random_vectors_fail_the_separation_check(corpus):
+    _, vocabulary, _ = corpus
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        assert separation(rng.normal(size=(len(vocabulary), 64)), vocabulary) < 0.18
+
+
+@pytest.mark.parametrize("backend", ["gensim", "torch"])
+def test_training_puts_add_statements_together(corpus, backend):
+    if backend == "torch":
+        pytest.importorskip("torch")
+    _, vocabulary, source = corpus
+    model = SkipGram(dim=64, epochs=40 if backend == "gensim" else 100, negative=5, backend=backend, workers=1,
+                     seed=1, batch_size=256, learning_rate=0.02, device="cpu", progress=False)
+    assert not hasattr(model, "embeddings_")
+    model.fit(source, vocabulary)
+    embeddings = model.embeddings_
+    assert embeddings.matrix.shape == (len(vocabulary), 64) and embeddings.matrix.dtype == np.float32
+    assert model.stats_["pairs"] == source.num_pairs and model.stats_["trained_pairs"] > 0
+    assert separation(embeddings.matrix, vocabulary) > 0.18
+
+
+def test_embeddings_round_trip_and_graph_ids(corpus, tiny_corpus, tmp_path):
+    _, vocabulary, source = corpus
+    embeddings = SkipGram(dim=8, epochs=1, progress=False).fit(source, vocabulary).embeddings_
+    embeddings.save(tmp_path)
+    loaded = Embeddings.load(tmp_path)
+    assert np.array_equal(loaded.matrix, embeddings.matrix) and loaded.vocabulary.tokens_ == vocabulary.tokens_
+    assert loaded.metadata["training"]["backend"] == "gensim"
+    graph, statements = module_statements(load(tiny_corpus[0][1]))
+    statements = list(statements)
+    first_instruction = next(i for i, s in enumerate(statements) if s is not None)
+    statements[first_instruction] = "never seen"
+    ids = loaded.ids_for_graph(graph, statements)
+    assert ids.shape == (graph.num_nodes,)
+    assert ids[0] == loaded.external_id == len(vocabulary) + 2
+    assert set(ids[graph.node_type == 1]) == {loaded.variable_id} and set(ids[graph.node_type == 2]) <= {loaded.constant_id}
+    assert ids[first_instruction] == vocabulary.unknown_id
+    others = [i for i, s in enumerate(statements) if s is not None and i != first_instruction]
+    assert ids[others].tolist() == vocabulary.transform([statements[i] for i in others]).tolist()
+    features = loaded.feature_matrix()
+    assert features.shape == (len(vocabulary) + 3, 8) and not features[len(vocabulary):].any()
