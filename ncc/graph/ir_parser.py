@@ -58,6 +58,9 @@ Operand = tuple[str, str, str, tuple[str, ...]]
 
 @dataclass(slots=True)
 class Instruction:
+    """One instruction: ``text`` as written (continuation lines joined), ``line`` 1-based, ``operands``
+    its value operands in textual order (labels are ``successors``, a direct callee is ``callee``)."""
+
     opcode: str
     text: str
     line: int
@@ -116,10 +119,8 @@ class Module:
 
 
 def tokenize(text: str) -> list[str]:
+    """Split IR text into tokens: names, words, numbers, strings and single punctuation marks."""
     return _TOKEN.findall(text)
-
-
-_SPACE_BEFORE_NOT = frozenset(",)]>*}")
 
 
 def join_type(tokens) -> str:
@@ -396,7 +397,11 @@ class _Reader:
         return s
 
     def typed_value(self, toks, i, n, inst: Instruction, ty: str | None = None):
-        """Parse ``[attrs] [type] [attrs] value`` and record the operand; return (type, next index)."""
+        """Parse ``[attrs] type [attrs] value`` and record the operand; return (type, next index).
+
+        With ``ty`` given, the value is written without a type (the second operand of a binary
+        operation or comparison) and takes ``ty``.
+        """
         if ty is None:
             i = _skip_attrs(toks, i, n)
             if i < n and _is_type_start(toks[i]):
