@@ -1,0 +1,43 @@
+"""Graph and sequence models over program graphs: pure torch / torch_geometric modules.
+
+Every model takes a ``torch_geometric.data.Batch`` of :func:`graph_to_data` outputs (``x`` long ``[N]``
+feature ids, ``edge_index`` long ``[2, E]``, ``edge_flow`` long ``[E]`` with 0 control, 1 data, 2 call,
+``edge_position`` long ``[E]``, ``node_type`` long ``[N]``, ``batch`` long ``[N]`` and, for models built
+with ``aux_dim > 0``, ``aux`` float ``[B, aux_dim]``) and returns logits, ``[B, C]`` for
+``readout="graph"`` and ``[N, C]`` for ``readout="node"``. Models never read or write files.
+
+    >>> from ncc.models import build_model, graph_to_data
+    >>> model = build_model("ggnn", vocab_size=len(vocabulary), num_classes=104)
+    >>> logits = model(Batch.from_data_list([graph_to_data(g, vocabulary.transform(g)) for g in graphs]))
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from ncc.models.data import graph_to_data
+from ncc.models.ggnn import GGNN
+
+#: Model name (as ``ncc train --model`` takes it) -> class.
+MODELS: dict[str, type] = {"ggnn": GGNN}
+
+
+def build_model(name: str, **kwargs: Any):
+    """A model of :data:`MODELS` by name, built from keyword arguments.
+
+    Raises:
+        ValueError: the name is unknown, an argument is unknown, or a value is impossible.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")
+    cls = MODELS[name]
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"model {name!r}: unknown argument(s) {', '.join(unknown)}; "
+                         f"expected some of {', '.join(allowed)}")
+    return cls(**kwargs)
+
+
+__all__ = ["MODELS", "build_model", "graph_to_data", "GGNN"]

@@ -1,0 +1,160 @@
+"""ProGraML's gated graph neural network over program graphs."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ncc.models.common import (NUM_EDGE_TYPES, READOUTS, NodeEmbedding, aux_input, bidirectional_edges,
+                               check_choice, check_int, check_probability, from_config, graph_index,
+                               parse_steps, sinusoidal_encoding)
+
+AGGREGATIONS = ("mean", "sum")
+
+
+class GGNN(nn.Module):
+    r"""The gated graph neural network of ProGraML.
+
+    ProGraML: Graph-based Program Representations for Data Flow Analysis and Compiler Optimizations
+    (Cummins et al., ICML 2021, https://arxiv.org/abs/2003.10536), after Li et al.'s gated graph
+    sequence networks (ICLR 2016, https://arxiv.org/abs/1511.05493).
+
+    1. Node embedding: ``h_0 = E[x]`` from a learned table over a node vocabulary (ProGraML: 32
+       dimensions over node text), or a pretrained matrix such as inst2vec's (frozen by default), with
+       ProGraML's optional selector embedding appended for data-flow queries.
+    2. Message passing over six edge types: the three flows (control, data, call), each along and
+       against its edges, with separate weights and biases per type. A message from ``u`` to ``v`` along
+       an edge of type ``t`` and position ``p`` is
+       ``m = (W_t h_u + b_t) * 2 sigmoid(P PE(p))``, where ``PE`` is the fixed sinusoidal encoding of the
+       edge position (successor index for control, operand index for data) and ``P`` a learned map, so
+       the gate is 1 on average at initialisation and lets the model tell operands and branch
+       targets apart. Messages into a node are averaged (``aggregation="mean"``) or summed.
+    3. Update: ``h_{t+1} = GRU(m_t, h_t)``, for ``T`` steps in layer groups: ``steps="2,2,2,2"`` runs
+       four groups of two steps, each group with its own message and GRU weights shared by its steps
+       (ProGraML's devmap variant); ``steps=6`` is one group of six shared steps. Data-flow analyses
+       whose answers lie many hops away need more steps (e.g. ``steps=30``).
+    4. Readout, ProGraML's gated form: per node ``r_v = sigmoid(f([h_T, h_0])) * g(h_T)`` with linear
+       ``f, g`` to ``num_classes``; node-level logits are ``r_v``, graph-level logits the sum of
+       ``r_v`` over each graph's nodes. With auxiliary graph inputs (devmap's transfer size and
+       work-group size, ``aux_dim=2``) the summed readout is concatenated with them, batch-normalised
+       and passed through ``Linear(aux_hidden) - ReLU - Dropout - Linear(num_classes)``.
+
+    Args:
+        num_classes: output logits per graph (or per node).
+        vocab_size: rows of a learned embedding table (the node vocabulary size); ignored when
+            ``pretrained_embeddings`` is given.
+        embedding_dim: columns of a learned table (ProGraML: 32).
+        pretrained_embeddings: a ``[V, D]`` matrix (numpy or torch), e.g. inst2vec's
+            ``Embeddings.feature_matrix()``.
+        freeze_embeddings: keep the pretrained matrix fixed (False fine-tunes it).
+        hidden_size: node state size; default the embedding size (plus 2 with a selector); another
+            value adds a linear map from the embedding.
+        steps: message-passing steps, as an int or layer groups (``[2, 2, 2, 2]`` or ``"2,2,2,2"``).
+        readout: ``"graph"`` (logits ``[B, C]``) or ``"node"`` (logits ``[N, C]``).
+        aux_dim: graph-level auxiliary inputs (0 for none; graph readout only).
+        aux_hidden: width of the layer after the auxiliary inputs (ProGraML: 32).
+        aggregation: ``"mean"`` or ``"sum"`` of incoming messages.
+        position_gating: gate messages by their edge position (False: plain GGNN messages).
+        max_position: positions at or above this share the last encoding.
+        dropout: dropout on node states after every update (ProGraML's graph-state dropout).
+        output_dropout: dropout before the readout (and inside the auxiliary head).
+        selector: append ProGraML's selector embedding (the batch must carry ``selector`` long ``[N]``).
+
+    Shapes:
+        input: a ``Batch`` with ``x`` long ``[N]``, ``edge_index`` long ``[2, E]``, ``edge_flow`` long
+        ``[E]``, ``edge_position`` long ``[E]``, ``batch`` long ``[N]``, ``aux`` float ``[B, aux_dim]``
+        when ``aux_dim > 0``; output: logits ``[B, num_classes]`` (graph) or ``[N, num_classes]`` (node).
+    """
+
+    def __init__(self, num_classes: int = 2, vocab_size: int | None = None, embedding_dim: int = 32,
+                 pretrained_embeddings: Any = None, freeze_embeddings: bool = True, hidden_size: int | None = None,
+                 steps: int | str | Sequence[int] = (2, 2, 2, 2), readout: str = "graph", aux_dim: int = 0,
+                 aux_hidden: int = 32, aggregation: str = "mean", position_gating: bool = True,
+                 max_position: int = 512, dropout: float = 0.2, output_dropout: float = 0.0,
+                 selector: bool = False):
+        super().__init__()
+        self.num_classes = check_int("num_classes", num_classes)
+        self.readout = check_choice("readout", readout, READOUTS)
+        self.aux_dim = check_int("aux_dim", aux_dim, minimum=0)
+        if self.aux_dim and self.readout == "node":
+            raise ValueError("aux_dim > 0 needs readout='graph': auxiliary inputs are per graph")
+        self.aggregation = check_choice("aggregation", aggregation, AGGREGATIONS)
+        self.steps = parse_steps(steps)
+        self.position_gating = bool(position_gating)
+        self.max_position = check_int("max_position", max_position)
+        dropout = check_probability("dropout", dropout)
+        output_dropout = check_probability("output_dropout", output_dropout)
+        self.embedding = NodeEmbedding(vocab_size, embedding_dim, pretrained_embeddings, freeze_embeddings,
+                                       selector)
+        embedded = self.embedding.out_dim
+        self.hidden_size = embedded if hidden_size is None else check_int("hidden_size", hidden_size)
+        self.input_map = nn.Identity() if self.hidden_size == embedded else nn.Linear(embedded, self.hidden_size)
+        h = self.hidden_size
+        groups = len(self.steps)
+        self.messages = nn.ModuleList(nn.Linear(h, NUM_EDGE_TYPES * h) for _ in range(groups))
+        self.gates = nn.ModuleList(nn.Linear(h, h) for _ in range(groups)) if self.position_gating else None
+        self.updates = nn.ModuleList(nn.GRUCell(h, h) for _ in range(groups))
+        self.register_buffer("position_table", sinusoidal_encoding(self.max_position, h), persistent=False)
+        self.state_dropout = nn.Dropout(dropout)
+        self.output_dropout = nn.Dropout(output_dropout)
+        self.readout_gate = nn.Linear(2 * h, self.num_classes)
+        self.readout_value = nn.Linear(h, self.num_classes)
+        if self.aux_dim:
+            self.aux_head = nn.Sequential(
+                nn.BatchNorm1d(self.num_classes + self.aux_dim),
+                nn.Linear(self.num_classes + self.aux_dim, check_int("aux_hidden", aux_hidden)), nn.ReLU(),
+                nn.Dropout(output_dropout), nn.Linear(aux_hidden, self.num_classes))
+        else:
+            self.aux_head = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides) -> "GGNN":
+        """Build from a mapping of constructor arguments (unknown keys are a ValueError)."""
+        return from_config(cls, config, **overrides)
+
+    def node_states(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """``(h_0, h_T)``: node states after embedding and after message passing, each ``[N, hidden]``."""
+        x = batch.x
+        n = x.shape[0]
+        h0 = self.input_map(self.embedding(x, getattr(batch, "selector", None)))
+        source, target, edge_type, position = bidirectional_edges(batch.edge_index, batch.edge_flow,
+                                                                  batch.edge_position)
+        # Row of each message in the [N * 6, hidden] view of the per-type transforms.
+        rows = source * NUM_EDGE_TYPES + edge_type
+        if self.aggregation == "mean":
+            degree = torch.bincount(target, minlength=n).clamp_(min=1).to(torch.float32).unsqueeze(1)
+        position = position.clamp(0, self.max_position - 1)
+        if self.position_gating and position.numel():
+            used, position = torch.unique(position, return_inverse=True)
+            encodings = self.position_table[used]
+        h = h0
+        for group, repeats in enumerate(self.steps):
+            gate = None
+            if self.position_gating and position.numel():
+                gate = (2 * torch.sigmoid(self.gates[group](encodings)))[position]
+            for _ in range(repeats):
+                transformed = self.messages[group](h).reshape(n * NUM_EDGE_TYPES, self.hidden_size)
+                message = transformed[rows]
+                if gate is not None:
+                    message = message * gate
+                incoming = torch.zeros(n, self.hidden_size, dtype=torch.float32, device=x.device)
+                incoming.index_add_(0, target, message.float())
+                if self.aggregation == "mean":
+                    incoming = incoming / degree
+                h = self.state_dropout(self.updates[group](incoming.to(h.dtype), h))
+        return h0, h
+
+    def forward(self, batch: Any) -> Tensor:
+        h0, h = self.node_states(batch)
+        h = self.output_dropout(h)
+        nodewise = torch.sigmoid(self.readout_gate(torch.cat([h, h0.to(h.dtype)], dim=-1))) * self.readout_value(h)
+        if self.readout == "node":
+            return nodewise
+        index, num_graphs = graph_index(batch, h.shape[0], h.device)
+        graph = torch.zeros(num_graphs, self.num_classes, dtype=torch.float32, device=h.device)
+        graph.index_add_(0, index, nodewise.float())
+        if self.aux_head is None:
+            return graph
+        return self.aux_head(torch.cat([graph, aux_input(batch, self.aux_dim, num_graphs).to(graph.device)], dim=-1))

@@ -1,0 +1,84 @@
+"""GGNN: ProGraML's gated graph network."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ncc.models import GGNN, build_model
+
+
+def test_steps_groups_share_weights(vocabulary):
+    model = GGNN(vocab_size=len(vocabulary), steps="2,2,2,2")
+    assert model.steps == (2, 2, 2, 2) and len(model.updates) == 4
+    assert GGNN(vocab_size=len(vocabulary), steps=6).steps == (6,)
+    assert len(GGNN(vocab_size=len(vocabulary), steps=[1, 3]).messages) == 2
+
+
+def test_position_gating_depends_on_edge_position(make_batch, vocabulary):
+    torch.manual_seed(0)
+    model = GGNN(vocab_size=len(vocabulary), dropout=0.0).eval()
+    batch = make_batch()
+    with torch.no_grad():
+        before = model(batch)
+        changed = batch.clone()
+        changed.edge_position = (changed.edge_position + 1) % 3
+        after = model(changed)
+    assert not torch.allclose(before, after)
+    plain = GGNN(vocab_size=len(vocabulary), dropout=0.0, position_gating=False).eval()
+    with torch.no_grad():
+        assert torch.allclose(plain(batch), plain(changed))
+
+
+def test_edge_direction_and_flow_matter(make_batch, vocabulary):
+    torch.manual_seed(0)
+    model = GGNN(vocab_size=len(vocabulary), dropout=0.0, readout="node").eval()
+    batch = make_batch()
+    with torch.no_grad():
+        before = model(batch)
+        flipped = batch.clone()
+        flipped.edge_flow = (flipped.edge_flow + 1) % 3
+        assert not torch.allclose(before, model(flipped))
+
+
+def test_pretrained_embeddings_frozen_or_fine_tuned(make_batch, vocabulary):
+    matrix = torch.randn(len(vocabulary), 16)
+    batch = make_batch()
+    frozen = GGNN(pretrained_embeddings=matrix, hidden_size=24)
+    frozen(batch).sum().backward()
+    assert frozen.embedding.table.weight.grad is None
+    assert torch.equal(frozen.embedding.table.weight, matrix)
+    tuned = GGNN(pretrained_embeddings=matrix.numpy(), freeze_embeddings=False)
+    tuned(batch).sum().backward()
+    assert tuned.embedding.table.weight.grad.abs().sum() > 0
+
+
+def test_selector_embedding(make_batch, vocabulary):
+    batch = make_batch(node_labels=True)
+    model = GGNN(vocab_size=len(vocabulary), readout="node", selector=True)
+    assert model.hidden_size == 32 + 2
+    with pytest.raises(ValueError, match="selector"):
+        model(batch)
+    batch.selector = (torch.arange(batch.num_nodes) % 5 == 0).long()
+    assert model(batch).shape == (batch.num_nodes, 2)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"steps": "2,x"}, "steps"),
+    ({"steps": 0}, "steps"),
+    ({"steps": []}, "steps"),
+    ({"aggregation": "max"}, "aggregation"),
+    ({"readout": "node", "aux_dim": 2}, "aux_dim"),
+    ({"hidden_size": 0}, "hidden_size"),
+    ({"max_position": -1}, "max_position"),
+])
+def test_ggnn_argument_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_model("ggnn", vocab_size=10, **kwargs)
+
+
+def test_from_config_rejects_unknown_keys():
+    model = GGNN.from_config({"vocab_size": 10, "steps": "1,1", "num_classes": 3})
+    assert model.num_classes == 3
+    with pytest.raises(ValueError, match="hidden_sise"):
+        GGNN.from_config({"vocab_size": 10, "hidden_sise": 3})

@@ -1,0 +1,110 @@
+"""Every model of the registry: forward and backward on real graphs, shapes, gradients, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ncc.models import MODELS, build_model
+
+GRAPH_ONLY = {"lstm"}  # sequence models read a graph's statements and give one answer per graph
+
+
+def _model(name, vocabulary, **kwargs):
+    return build_model(name, vocab_size=len(vocabulary), **kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("aux_dim", [0, 2])
+def test_graph_readout_forward_backward(name, aux_dim, make_batch, vocabulary, graphs):
+    torch.manual_seed(0)
+    model = _model(name, vocabulary, num_classes=3, aux_dim=aux_dim)
+    batch = make_batch(aux_dim=aux_dim)
+    logits = model(batch)
+    assert logits.shape == (len(graphs), 3)
+    assert torch.isfinite(logits).all()
+    torch.nn.functional.cross_entropy(logits, batch.y).backward()
+    gradient = model.embedding.table.weight.grad
+    assert gradient is not None and gradient.abs().sum() > 0
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", sorted(set(MODELS) - GRAPH_ONLY))
+def test_node_readout_forward_backward(name, make_batch, vocabulary):
+    torch.manual_seed(0)
+    model = _model(name, vocabulary, num_classes=2, readout="node")
+    batch = make_batch(node_labels=True)
+    logits = model(batch)
+    assert logits.shape == (batch.num_nodes, 2)
+    torch.nn.functional.cross_entropy(logits, batch.y).backward()
+    assert model.embedding.table.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", sorted(GRAPH_ONLY & set(MODELS)))
+def test_graph_only_models_reject_node_readout(name, vocabulary):
+    with pytest.raises(ValueError, match="readout"):
+        _model(name, vocabulary, readout="node")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_deterministic_on_cpu(name, make_batch, vocabulary):
+    def run():
+        torch.manual_seed(1234)
+        model = _model(name, vocabulary, aux_dim=2)
+        optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+        batch = make_batch(aux_dim=2)
+        losses = []
+        for _ in range(3):
+            optimiser.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(batch), batch.y)
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+        return losses, [p.detach().clone() for p in model.parameters()]
+
+    (losses_a, params_a), (losses_b, params_b) = run(), run()
+    assert losses_a == losses_b
+    assert all(torch.equal(a, b) for a, b in zip(params_a, params_b))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_eval_mode_single_graph(name, make_batch, vocabulary, graphs):
+    model = _model(name, vocabulary).eval()
+    batch = make_batch()
+    with torch.no_grad():
+        together = model(batch)
+        alone = model(batch.get_example(1).__class__.from_dict(batch.get_example(1).to_dict()))
+    assert alone.shape == (1, 2)
+    assert torch.allclose(together[1:2], alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_classes": 0}, "num_classes"),
+    ({"readout": "edge"}, "readout"),
+    ({"aux_dim": -1}, "aux_dim"),
+    ({"dropout": 1.5}, "dropout"),
+    ({"vocab_size": None}, "vocab_size"),
+])
+def test_argument_errors(name, kwargs, message):
+    arguments = {"vocab_size": 10, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        build_model(name, **arguments)
+
+
+def test_unknown_model_and_argument():
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("transformer9000")
+    with pytest.raises(ValueError, match="colour"):
+        build_model("ggnn", vocab_size=4, colour="red")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_missing_aux_and_bad_ids(name, make_batch, vocabulary):
+    model = _model(name, vocabulary, aux_dim=2)
+    with pytest.raises(ValueError, match="aux"):
+        model(make_batch())
+    batch = make_batch(aux_dim=2)
+    batch.x = batch.x + len(vocabulary)
+    with pytest.raises(ValueError, match="feature ids"):
+        model(batch)
