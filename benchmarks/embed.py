@@ -35,11 +35,15 @@ from ncc.paths import data_home
 logger = logging.getLogger("embed")
 
 
-def compile_corpus(limit: int | None, seed: int, workers: int, clang: str, extract_dir: Path):
-    """(label, IR file) pairs of the corpus, and the number of sources that failed to compile."""
+def compile_corpus(limit: int | None, seed: int, workers: int, clang: str, extract_dir: Path,
+                   opt_level: int | str = 0, flags: tuple[str, ...] = ()):
+    """(label, IR file) pairs of the corpus, and the number of sources that failed to compile.
+
+    ``opt_level`` and ``flags`` apply to every source (POJ-104 and the kernels alike).
+    """
     ir_files, failed = [], 0
     coarsening = sorted((data_home() / "threadcoarsening" / "kernels_cl").glob("*.cl"))
-    result = compile_batch(coarsening, workers=workers, clang=clang, progress=False,
+    result = compile_batch(coarsening, workers=workers, clang=clang, progress=False, opt_level=opt_level, flags=flags,
                            per_source_flags=lambda path: threadcoarsening_kernel_flags(path.stem))
     ir_files += [(e.path, str(e.ir_path)) for e in result.entries]
     failed += len(result.failures)
@@ -56,6 +60,7 @@ def compile_corpus(limit: int | None, seed: int, workers: int, clang: str, extra
     for dataset in sorted({d for d, _, _ in jobs}):
         members = {folder / name: benchmark for d, benchmark, name in jobs if d == dataset}
         result = compile_batch(sorted(members), language="opencl", workers=workers, clang=clang, progress=False,
+                               opt_level=opt_level, flags=flags,
                                per_source_flags=lambda p, d=dataset, m=members: devmap_kernel_flags(m[p], d),
                                source_transform=lambda p, text, m=members: devmap_source_fix(m[p], text))
         ir_files += [(f"{e.path}@{dataset}", str(e.ir_path)) for e in result.entries]
@@ -70,7 +75,7 @@ def compile_corpus(limit: int | None, seed: int, workers: int, clang: str, extra
         members = [member for member in archive.getmembers() if member.name in wanted]
         archive.extractall(extract_dir, members=members, filter="data")
     result = compile_batch(sorted(Path(extract_dir, name) for name in wanted), dialect="poj104", workers=workers,
-                           clang=clang)
+                           clang=clang, opt_level=opt_level, flags=flags)
     ir_files += [(e.path, str(e.ir_path)) for e in result.entries]
     failed += len(result.failures)
     return ir_files, failed

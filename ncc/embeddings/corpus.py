@@ -252,3 +252,31 @@ class PairSource:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return iter(self._chunks()) if callable(self._chunks) else iter(self._chunks)
+
+    def cooccurrence(self, size: int) -> "scipy.sparse.csr_matrix":
+        """The pairs counted in one pass: ``N[a, b]`` = how often ``a`` has ``b`` in its context.
+
+        Both directions of each unordered pair are counted (``N`` is symmetric; a pair of two nodes with
+        the same statement adds 2 to the diagonal), which is what skip-gram trains on.
+
+        Args:
+            size: the number of ids (``V``); every id in the pairs must be below it.
+
+        Returns:
+            ``float64 [V, V]`` CSR matrix, ``N.sum() == 2 * num_pairs``.
+
+        Shapes:
+            V ids.
+        """
+        import scipy.sparse as sp
+
+        total = sp.csr_matrix((size, size), dtype=np.float64)
+        for chunk in self:
+            if chunk.shape[0] == 0:
+                continue
+            a = chunk[:, 0].astype(np.int64)
+            b = chunk[:, 1].astype(np.int64)
+            part = sp.coo_matrix((np.ones(a.shape[0], np.float64), (a, b)), shape=(size, size)).tocsr()
+            total = total + part + part.T.tocsr()
+        total.sum_duplicates()
+        return total

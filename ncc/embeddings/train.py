@@ -80,7 +80,7 @@ def corpus_ir_files(inputs: Iterable[str | os.PathLike], workers: int = 1, clang
 
 def embed(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike | None = None, *,
           context_size: int = 2, dim: int = 200, epochs: int = 5, negative: int = 5, min_count: int = 1,
-          subsample: float = 1e-3, vocabulary: str | Vocabulary = "fit", backend: str = "gensim",
+          subsample: float = 1e-3, vocabulary: str | Vocabulary = "fit", backend: str = "dense",
           workers: int = 1, clang: str | None = None, opt_level: int | str = 0, flags: Sequence[str] = (),
           memory: bool = True, seed: int = 0, device: str | None = None, progress: bool = True,
           ir_files: Sequence[tuple[str, str]] | None = None) -> EmbedResult:
@@ -97,7 +97,7 @@ def embed(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike | N
             to a fitted vocabulary.
         vocabulary: ``"fit"`` (fit on this corpus), ``"published"`` (NCC's 8,565 statements) or a
             fitted :class:`Vocabulary`.
-        backend: ``"gensim"`` or ``"torch"``.
+        backend: ``"dense"`` (default), ``"gensim"`` or ``"torch"`` (see :mod:`ncc.embeddings.skipgram`).
         workers: processes for compiling and XFG extraction, threads for training.
         clang, opt_level, flags: how to compile sources.
         memory: XFG memory edges (see :func:`ncc.embeddings.xfg.build_xfg`).

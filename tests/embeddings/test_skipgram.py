@@ -52,13 +52,13 @@ def test_random_vectors_fail_the_separation_check(corpus):
         assert separation(rng.normal(size=(len(vocabulary), 64)), vocabulary) < 0.18
 
 
-@pytest.mark.parametrize("backend", ["gensim", "torch"])
+@pytest.mark.parametrize("backend", ["dense", "gensim", "torch"])
 def test_training_puts_add_statements_together(corpus, backend):
     if backend == "torch":
         pytest.importorskip("torch")
     _, vocabulary, source = corpus
     model = SkipGram(dim=64, epochs=40 if backend == "gensim" else 100, negative=5, backend=backend, workers=1,
-                     seed=1, batch_size=256, learning_rate=0.02, device="cpu", progress=False)
+                     seed=1, batch_size=256, learning_rate=0.02, device="cpu", progress=False, steps=100)
     assert not hasattr(model, "embeddings_")
     model.fit(source, vocabulary)
     embeddings = model.embeddings_
@@ -69,7 +69,7 @@ def test_training_puts_add_statements_together(corpus, backend):
 
 def test_embeddings_round_trip_and_graph_ids(corpus, tiny_corpus, tmp_path):
     _, vocabulary, source = corpus
-    embeddings = SkipGram(dim=8, epochs=1, progress=False).fit(source, vocabulary).embeddings_
+    embeddings = SkipGram(dim=8, epochs=1, backend="gensim", progress=False).fit(source, vocabulary).embeddings_
     embeddings.save(tmp_path)
     loaded = Embeddings.load(tmp_path)
     assert np.array_equal(loaded.matrix, embeddings.matrix) and loaded.vocabulary.tokens_ == vocabulary.tokens_
@@ -87,3 +87,29 @@ def test_embeddings_round_trip_and_graph_ids(corpus, tiny_corpus, tmp_path):
     assert ids[others].tolist() == vocabulary.transform([statements[i] for i in others]).tolist()
     features = loaded.feature_matrix()
     assert features.shape == (len(vocabulary) + 3, 8) and not features[len(vocabulary):].any()
+
+
+def test_cooccurrence_counts_every_pair_both_ways(corpus):
+    store, vocabulary, source = corpus
+    matrix = source.cooccurrence(len(vocabulary))
+    pairs = np.concatenate(list(source))
+    assert matrix.shape == (len(vocabulary), len(vocabulary)) and matrix.sum() == 2 * source.num_pairs
+    assert (matrix != matrix.T).nnz == 0
+    a, b = pairs[0]
+    expected = np.sum((pairs[:, 0] == a) & (pairs[:, 1] == b)) + np.sum((pairs[:, 0] == b) & (pairs[:, 1] == a))
+    assert matrix[a, b] == expected * (2 if a == b else 1)
+
+
+def test_dense_backend_is_seeded_and_keeps_unseen_rows(corpus):
+    _, vocabulary, source = corpus
+    counts = vocabulary.counts_.copy()
+    counts[0] = 0  # a statement without counts or pairs keeps its initial vector
+    unseen = Vocabulary(min_count=1, subsample=0.0)
+    unseen._set(vocabulary.tokens_, counts)
+    pairs = np.concatenate(list(source))
+    pairs = pairs[(pairs != 0).all(axis=1)]
+    first = SkipGram(dim=16, steps=20, seed=3, progress=False).fit(pairs, unseen).embeddings_.matrix
+    second = SkipGram(dim=16, steps=20, seed=3, progress=False).fit(pairs, unseen).embeddings_.matrix
+    initial = SkipGram(dim=16, steps=0, seed=3, progress=False).fit(pairs, unseen).embeddings_.matrix
+    assert np.array_equal(first, second)
+    assert np.array_equal(first[0], initial[0]) and not np.allclose(first[1:], initial[1:])
