@@ -17,10 +17,12 @@ import inspect
 from typing import Any
 
 from ncc.models.data import graph_to_data
+from ncc.models.gine import RelationalGINE
 from ncc.models.ggnn import GGNN
+from ncc.models.lstm import Inst2vecLSTM
 
 #: Model name (as ``ncc train --model`` takes it) -> class.
-MODELS: dict[str, type] = {"ggnn": GGNN}
+MODELS: dict[str, type] = {"ggnn": GGNN, "lstm": Inst2vecLSTM, "rgine": RelationalGINE}
 
 
 def build_model(name: str, **kwargs: Any):
@@ -40,4 +42,4 @@ def build_model(name: str, **kwargs: Any):
     return cls(**kwargs)
 
 
-__all__ = ["MODELS", "build_model", "graph_to_data", "GGNN"]
+__all__ = ["MODELS", "build_model", "graph_to_data", "GGNN", "Inst2vecLSTM", "RelationalGINE"]

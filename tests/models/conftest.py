@@ -47,3 +47,14 @@ def make_batch(graphs, vocabulary):
         return Batch.from_data_list(data)
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: these graphs are tiny, and thread hand-offs stall on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,165 @@
+"""A relational GINE with edge-position features, a virtual node and jumping knowledge."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from ncc.models.common import (NUM_EDGE_TYPES, READOUTS, NodeEmbedding, aux_input, bidirectional_edges,
+                               check_choice, check_int, check_probability, from_config, graph_index,
+                               sinusoidal_encoding)
+
+
+def _mlp(width: int, hidden: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, width))
+
+
+class RelationalGINE(nn.Module):
+    r"""Graph isomorphism network with relational edge features, a virtual node and jumping knowledge.
+
+    Built from: GIN (Xu et al., ICLR 2019, https://arxiv.org/abs/1810.00826) with edge features as in
+    GINE (Hu et al., ICLR 2020, https://arxiv.org/abs/1905.12265); virtual nodes (Gilmer et al., ICML
+    2017, https://arxiv.org/abs/1704.01212, in the form of the OGB baselines, Hu et al. 2020,
+    https://arxiv.org/abs/2005.00687); jumping knowledge (Xu et al., ICML 2018,
+    https://arxiv.org/abs/1806.03536).
+
+    Layer ``l``, over the six edge types (three flows, each along and against its edges) with the edge
+    feature ``e_uv = T_l[type] + P_l PE(position)`` (a learned vector per edge type plus a learned map of
+    the sinusoidal encoding of the edge position)::
+
+        z_v   = h_v + vn_{g(v)}                                  (virtual node of v's graph)
+        a_v   = sum_{u -> v} ReLU(z_u + e_uv)
+        h_v' = h_v + Dropout(ReLU(BN(MLP_l((1 + eps_l) z_v + a_v))))
+        vn_g' = vn_g + MLP'_l(sum_{v in g} z_v + vn_g)
+
+    then ``j_v = W [h_v^0, ..., h_v^L]`` (jumping knowledge by concatenation); node-level logits
+    ``MLP(j_v)``; graph-level logits ``MLP([mean_g j, max_g j, aux])`` with batch norm in front.
+
+    Why it should beat ProGraML's GGNN on its tables (the task issues measure it):
+
+    - Expressiveness: GIN's sum over ``ReLU(z_u + e_uv)`` followed by an MLP is injective on multisets
+      of neighbour states (as powerful as the 1-WL test), where GGNN averages linear messages and
+      updates with one GRU; with GINE's edge features the edge type and position enter every message
+      additively *before* the non-linearity, so operand order and branch targets interact with the
+      source state instead of only scaling it.
+    - Reach: program graphs average ~600 nodes with diameters far beyond GGNN's 6-8 steps, and
+      ProGraML's graph readout sums local features. The virtual node passes a summary of the whole
+      graph to every node at every layer (one hop to anywhere), which graph-level tasks (algorithm
+      class, device mapping) need; jumping knowledge lets the readout mix shallow features (the opcode
+      mix, strong on POJ-104) with deep ones; mean and max pooling keep the readout's scale independent
+      of graph size, unlike a sum.
+    - Training: residual connections and batch norm in every layer train stably at Adam's usual rates
+      and converge in few epochs; layers have their own weights (no GRU recurrence to unroll).
+    - Speed: a layer is one gather and one ``index_add_`` of ``[2E, H]`` edge messages plus a node MLP;
+      no per-type weight matrices (GGNN computes a ``[N, 6H]`` transform per step), no attention
+      softmax, no torch-scatter; everything is dense matmuls that run well on CPU and GPU and under
+      mixed precision.
+
+    Args:
+        num_classes: output logits per graph (or per node).
+        vocab_size: rows of a learned embedding table; ignored when ``pretrained_embeddings`` is given.
+        embedding_dim: columns of a learned table.
+        pretrained_embeddings: a ``[V, D]`` matrix (numpy or torch), e.g. inst2vec's
+            ``Embeddings.feature_matrix()``.
+        freeze_embeddings: keep the pretrained matrix fixed (False fine-tunes it).
+        hidden_size: node state size (a linear map takes the embedding there when the sizes differ).
+        num_layers: message-passing layers.
+        readout: ``"graph"`` (logits ``[B, C]``) or ``"node"`` (logits ``[N, C]``).
+        aux_dim: graph-level auxiliary inputs (0 for none; graph readout only).
+        virtual_node: add the per-graph virtual node.
+        max_position: positions at or above this share the last encoding.
+        dropout: dropout after every layer and in the output head.
+        selector: append ProGraML's selector embedding (the batch must carry ``selector`` long ``[N]``).
+
+    Shapes:
+        input: a ``Batch`` with ``x`` long ``[N]``, ``edge_index`` long ``[2, E]``, ``edge_flow`` long
+        ``[E]``, ``edge_position`` long ``[E]``, ``batch`` long ``[N]``, ``aux`` float ``[B, aux_dim]``
+        when ``aux_dim > 0``; output: logits ``[B, num_classes]`` (graph) or ``[N, num_classes]`` (node).
+        In training mode the batch norms need more than one graph (graph readout) per batch.
+    """
+
+    def __init__(self, num_classes: int = 2, vocab_size: int | None = None, embedding_dim: int = 64,
+                 pretrained_embeddings: Any = None, freeze_embeddings: bool = True, hidden_size: int = 64,
+                 num_layers: int = 6, readout: str = "graph", aux_dim: int = 0, virtual_node: bool = True,
+                 max_position: int = 512, dropout: float = 0.1, selector: bool = False):
+        super().__init__()
+        self.num_classes = check_int("num_classes", num_classes)
+        self.readout = check_choice("readout", readout, READOUTS)
+        self.aux_dim = check_int("aux_dim", aux_dim, minimum=0)
+        if self.aux_dim and self.readout == "node":
+            raise ValueError("aux_dim > 0 needs readout='graph': auxiliary inputs are per graph")
+        self.hidden_size = h = check_int("hidden_size", hidden_size)
+        self.num_layers = layers = check_int("num_layers", num_layers)
+        self.max_position = check_int("max_position", max_position)
+        self.virtual_node = bool(virtual_node)
+        dropout = check_probability("dropout", dropout)
+        self.embedding = NodeEmbedding(vocab_size, embedding_dim, pretrained_embeddings, freeze_embeddings,
+                                       selector)
+        embedded = self.embedding.out_dim
+        self.input_map = nn.Identity() if embedded == h else nn.Linear(embedded, h)
+        self.register_buffer("position_table", sinusoidal_encoding(self.max_position, h), persistent=False)
+        self.type_embeddings = nn.ModuleList(nn.Embedding(NUM_EDGE_TYPES, h) for _ in range(layers))
+        self.position_maps = nn.ModuleList(nn.Linear(h, h, bias=False) for _ in range(layers))
+        self.eps = nn.Parameter(torch.zeros(layers))
+        self.mlps = nn.ModuleList(_mlp(h, 2 * h) for _ in range(layers))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(h) for _ in range(layers))
+        if self.virtual_node:
+            self.virtual_init = nn.Parameter(torch.zeros(h))
+            self.virtual_mlps = nn.ModuleList(
+                nn.Sequential(_mlp(h, 2 * h), nn.BatchNorm1d(h), nn.ReLU()) for _ in range(layers - 1))
+        self.dropout = nn.Dropout(dropout)
+        self.jump = nn.Linear((layers + 1) * h, h)
+        if self.readout == "node":
+            self.head = nn.Sequential(nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Dropout(dropout),
+                                      nn.Linear(h, self.num_classes))
+        else:
+            features = 2 * h + self.aux_dim
+            self.head = nn.Sequential(nn.BatchNorm1d(features), nn.Linear(features, h), nn.ReLU(),
+                                      nn.Dropout(dropout), nn.Linear(h, self.num_classes))
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides) -> "RelationalGINE":
+        """Build from a mapping of constructor arguments (unknown keys are a ValueError)."""
+        return from_config(cls, config, **overrides)
+
+    def node_states(self, batch: Any) -> Tensor:
+        """The jumping-knowledge node states ``[N, hidden]``."""
+        x = batch.x
+        n = x.shape[0]
+        h = self.input_map(self.embedding(x, getattr(batch, "selector", None)))
+        index, num_graphs = graph_index(batch, n, x.device)
+        source, target, edge_type, position = bidirectional_edges(batch.edge_index, batch.edge_flow,
+                                                                  batch.edge_position)
+        used, position = torch.unique(position.clamp(0, self.max_position - 1), return_inverse=True)
+        encodings = self.position_table[used]
+        virtual = self.virtual_init.expand(num_graphs, -1) if self.virtual_node else None
+        states = [h]
+        for layer in range(self.num_layers):
+            z = h + virtual[index] if virtual is not None else h
+            edge = self.type_embeddings[layer](edge_type) + self.position_maps[layer](encodings)[position]
+            message = torch.relu(z[source] + edge)
+            incoming = torch.zeros(n, self.hidden_size, dtype=torch.float32, device=x.device)
+            incoming.index_add_(0, target, message.float())
+            update = self.mlps[layer]((1 + self.eps[layer]) * z + incoming.to(z.dtype))
+            h = h + self.dropout(torch.relu(self.norms[layer](update)))
+            if virtual is not None and layer < self.num_layers - 1:
+                pooled = torch.zeros(num_graphs, self.hidden_size, dtype=torch.float32, device=x.device)
+                pooled.index_add_(0, index, z.float())
+                virtual = virtual + self.dropout(self.virtual_mlps[layer](pooled.to(z.dtype) + virtual))
+            states.append(h)
+        return self.jump(torch.cat(states, dim=-1))
+
+    def forward(self, batch: Any) -> Tensor:
+        from torch_geometric.nn import global_max_pool, global_mean_pool
+
+        j = self.node_states(batch)
+        if self.readout == "node":
+            return self.head(j)
+        index, num_graphs = graph_index(batch, j.shape[0], j.device)
+        pooled = [global_mean_pool(j, index, num_graphs), global_max_pool(j, index, num_graphs)]
+        aux = aux_input(batch, self.aux_dim, num_graphs)
+        if aux is not None:
+            pooled.append(aux.to(j.dtype))
+        return self.head(torch.cat(pooled, dim=-1))
