@@ -35,15 +35,25 @@ from ncc.paths import data_home
 logger = logging.getLogger("embed")
 
 
+#: NCC compiled its OpenCL kernels for the host (its IR has ``spir_kernel`` functions but address space 0
+#: everywhere and plain ``@_Z13get_global_idj`` calls); ncc's default ``-target spir64`` gives
+#: ``addrspace(1)`` pointers and ``spir_func`` calls, none of which is in the published vocabulary.
+KERNEL_FLAGS = ("-target", "x86_64-linux-gnu")
+
+
 def compile_corpus(limit: int | None, seed: int, workers: int, clang: str, extract_dir: Path,
-                   opt_level: int | str = 0, flags: tuple[str, ...] = ()):
+                   opt_level: int | str = 0, flags: tuple[str, ...] = (),
+                   kernel_flags: tuple[str, ...] = KERNEL_FLAGS):
     """(label, IR file) pairs of the corpus, and the number of sources that failed to compile.
 
-    ``opt_level`` and ``flags`` apply to every source (POJ-104 and the kernels alike).
+    ``opt_level`` and ``flags`` apply to every source (POJ-104 and the kernels alike), ``kernel_flags``
+    to the OpenCL kernels only.
     """
+    kernel_flags = tuple(flags) + tuple(kernel_flags)
     ir_files, failed = [], 0
     coarsening = sorted((data_home() / "threadcoarsening" / "kernels_cl").glob("*.cl"))
-    result = compile_batch(coarsening, workers=workers, clang=clang, progress=False, opt_level=opt_level, flags=flags,
+    result = compile_batch(coarsening, workers=workers, clang=clang, progress=False, opt_level=opt_level,
+                           flags=kernel_flags,
                            per_source_flags=lambda path: threadcoarsening_kernel_flags(path.stem))
     ir_files += [(e.path, str(e.ir_path)) for e in result.entries]
     failed += len(result.failures)
@@ -60,7 +70,7 @@ def compile_corpus(limit: int | None, seed: int, workers: int, clang: str, extra
     for dataset in sorted({d for d, _, _ in jobs}):
         members = {folder / name: benchmark for d, benchmark, name in jobs if d == dataset}
         result = compile_batch(sorted(members), language="opencl", workers=workers, clang=clang, progress=False,
-                               opt_level=opt_level, flags=flags,
+                               opt_level=opt_level, flags=kernel_flags,
                                per_source_flags=lambda p, d=dataset, m=members: devmap_kernel_flags(m[p], d),
                                source_transform=lambda p, text, m=members: devmap_source_fix(m[p], text))
         ir_files += [(f"{e.path}@{dataset}", str(e.ir_path)) for e in result.entries]

@@ -15,6 +15,12 @@ one of NCC's published vocabulary (8,565 statements); the rules below were read 
 - metadata attachments (``!tbaa``, ``!dbg``, ...), attribute groups (``#0``), ``noundef`` and comments
   are removed; alignment and parameter attributes (``nonnull``, ``dereferenceable(N)``) stay, as in the
   vocabulary; debug intrinsics keep only their first argument, ``call void <@ID>(metadata i32 <%ID>())``;
+- what newer LLVM writes differently from the LLVM that made the vocabulary is written the old way, so
+  that the same operation is the same token: ``noundef`` goes (above), so does the ``align N`` parameter
+  and return attribute of calls (``nonnull align 8 dereferenceable(8)``; clang >= 11 emits it, and the
+  vocabulary has it nowhere but after ``byval``), ``nonnull`` before ``dereferenceable(N)`` on a call's
+  return (old clang marked returned references ``dereferenceable`` only), and ``fneg T x`` on a scalar becomes
+  ``fsub T <FLOAT>, x``, the ``fsub -0.0, x`` that LLVM < 9 wrote for a negation;
 - ``switch`` cases, the ``invoke`` destinations and ``landingpad`` clauses go on their own lines
   (``"\\n "``), as LLVM prints them.
 
@@ -50,6 +56,11 @@ _GLOBAL = re.compile(r'@' + _NAME)
 _METADATA = re.compile(r',\s*![-\w.]+\s+(?:![-\w.]+|!\{[^}]*\}|!"[^"]*"|!\w+\([^)]*\))')
 _ATTR_GROUP = re.compile(r'\s*#\d+\b')
 _NOUNDEF = re.compile(r'\bnoundef ')
+# "align N" as a parameter / return attribute: inside a call, after a type or another attribute (never after
+# the ", " of an instruction's own alignment), not after byval / byref / sret (those kept it in old IR).
+_PARAM_ALIGN = re.compile(r'(?<!,)(?<!byval)(?<!byref) align \d+(?= )')
+_RETURN_NONNULL = re.compile(r'(= (?:tail |musttail |notail )?call )nonnull (?=dereferenceable\()')
+_FNEG = re.compile(r'^(<%ID> = )fneg ((?:[a-z]+ )*)(half|bfloat|float|double|x86_fp80|fp128|ppc_fp128) ')
 _STRING = re.compile(r'c"[^"]*"')
 _FLOAT = re.compile(r'(?<![\w.$<])-?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|0x[KLMHR]?[0-9A-Fa-f]+)\b')
 # An integer is a literal when it stands after a space -- but not after "[ " (a phi's immediate value),
@@ -202,6 +213,10 @@ def _normalise(statement: str, inlined: dict[str, str] | None) -> str:
     opcode = m.group(1) if m else ""
     if "noundef" in s:
         s = _NOUNDEF.sub("", s)
+    if (opcode == "call" or opcode == "invoke") and " align " in s:
+        s = _PARAM_ALIGN.sub(_drop_param_align, s)
+    if opcode == "call" and "call nonnull" in s:
+        s = _RETURN_NONNULL.sub(r"\1", s)
     if opcode == "call" and "metadata" in s:
         s = _DBG_CALL.sub(r"(\1())", s)
     if "%" in s:
@@ -232,7 +247,25 @@ def _normalise(statement: str, inlined: dict[str, str] | None) -> str:
             s = _INVOKE_DEST.sub(r"\n to label \1 unwind ", s)
         elif opcode == "landingpad":
             s = _LANDINGPAD_CLAUSE.sub(r"\n \1", s)
+        elif opcode == "fneg":
+            s = _FNEG.sub(r"\1fsub \2\3 <FLOAT>, ", s)
     return s
+
+
+def _drop_param_align(match: re.Match) -> str:
+    """Drop an ``align N`` parameter attribute unless it belongs to ``byval``/``sret``/``byref`` (``(T)`` or not)."""
+    before = match.string[:match.start()]
+    if before.endswith(")"):  # skip back over a type argument: byval({ i32, i8 })
+        depth, i = 0, len(before) - 1
+        while i >= 0:
+            depth += {")": 1, "(": -1}.get(before[i], 0)
+            if depth == 0:
+                break
+            i -= 1
+        before = before[:i]
+    if before.rsplit(" ", 1)[-1] in ("byval", "sret", "byref"):
+        return match.group(0)
+    return ""
 
 
 def module_statements(ir: "IRModule | str", graph: "ProgramGraph | None" = None) -> tuple[ProgramGraph, list[str | None]]:
