@@ -133,10 +133,10 @@ class GGNN(nn.Module):
         for group, repeats in enumerate(self.steps):
             gate = None
             if self.position_gating and position.numel():
-                gate = (2 * torch.sigmoid(self.gates[group](encodings)))[position]
+                gate = (2 * torch.sigmoid(self.gates[group](encodings))).index_select(0, position)
             for _ in range(repeats):
                 transformed = self.messages[group](h).reshape(n * NUM_EDGE_TYPES, self.hidden_size)
-                message = transformed[rows]
+                message = transformed.index_select(0, rows)
                 if gate is not None:
                     message = message * gate
                 incoming = torch.zeros(n, self.hidden_size, dtype=torch.float32, device=x.device)

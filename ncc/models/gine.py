@@ -137,9 +137,9 @@ class RelationalGINE(nn.Module):
         virtual = self.virtual_init.expand(num_graphs, -1) if self.virtual_node else None
         states = [h]
         for layer in range(self.num_layers):
-            z = h + virtual[index] if virtual is not None else h
-            edge = self.type_embeddings[layer](edge_type) + self.position_maps[layer](encodings)[position]
-            message = torch.relu(z[source] + edge)
+            z = h + virtual.index_select(0, index) if virtual is not None else h
+            edge = self.type_embeddings[layer](edge_type) + self.position_maps[layer](encodings).index_select(0, position)
+            message = torch.relu(z.index_select(0, source) + edge)
             incoming = torch.zeros(n, self.hidden_size, dtype=torch.float32, device=x.device)
             incoming.index_add_(0, target, message.float())
             update = self.mlps[layer]((1 + self.eps[layer]) * z + incoming.to(z.dtype))
