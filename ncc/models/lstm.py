@@ -90,11 +90,20 @@ class Inst2vecLSTM(nn.Module):
             padded = padded.new_zeros(num_graphs, 1, padded.shape[2])
         return padded, lengths.clamp(min=1)
 
-    def forward(self, batch: Any) -> Tensor:
-        padded, lengths = self.sequences(batch)
+    def _last_state(self, padded: Tensor, lengths: Tensor) -> Tensor:
         packed = pack_padded_sequence(padded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, (state, _) = self.lstm(packed)
-        features = state[-1]
+        return state[-1]
+
+    def forward(self, batch: Any) -> Tensor:
+        padded, lengths = self.sequences(batch)
+        # oneDNN's CPU LSTM has no bfloat16 kernel: under CPU autocast the LSTM runs in float32.
+        if padded.device.type == "cpu":
+            with torch.autocast(device_type="cpu", enabled=False):
+                state = self._last_state(padded.float(), lengths)
+        else:
+            state = self._last_state(padded, lengths)
+        features = state
         aux = aux_input(batch, self.aux_dim, features.shape[0])
         if aux is not None:
             features = torch.cat([aux.to(features.dtype), features], dim=-1)

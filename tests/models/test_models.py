@@ -108,3 +108,15 @@ def test_missing_aux_and_bad_ids(name, make_batch, vocabulary):
     batch.x = batch.x + len(vocabulary)
     with pytest.raises(ValueError, match="feature ids"):
         model(batch)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_mixed_precision_forward_backward(name, make_batch, vocabulary, graphs):
+    torch.manual_seed(0)
+    model = _model(name, vocabulary, aux_dim=2)
+    batch = make_batch(aux_dim=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(batch)
+    assert logits.shape == (len(graphs), 2) and torch.isfinite(logits.float()).all()
+    torch.nn.functional.cross_entropy(logits.float(), batch.y).backward()
+    assert model.embedding.table.weight.grad.abs().sum() > 0
