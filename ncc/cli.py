@@ -6,6 +6,11 @@ Commands:
     ncc compile SRC... -o DIR                   C / C++ / OpenCL sources to LLVM IR (.ll), cached
     ncc graph INPUT... -o DIR --format FMT      sources or .ll/.bc files to program graphs
     ncc embed CORPUS... -o DIR                  train inst2vec statement embeddings on a corpus
+    ncc train TASK --model NAME [--config FILE] train a model on a task (loops, ...); --resume continues
+    ncc evaluate CHECKPOINT [DATA]              metrics of a trained model on a split or on files
+
+Training runs on the GPU when there is one (mixed precision), else the CPU; under
+`torchrun --nproc_per_node N $(which ncc) train ...` it runs data-parallel over N processes.
 
 INPUT and SRC may be files, directories (searched recursively) or glob patterns. The compiler is the
 clang that ships with the `ziglang` package unless --clang or $NCC_CLANG names another (clang >= 14).
@@ -114,6 +119,63 @@ def embed(corpus, output_dir, context_size, dim, epochs, min_count, vocabulary, 
                               min_count=min_count, vocabulary=vocabulary, backend=backend, workers=workers,
                               clang=clang, opt_level=opt_level)
     _report(f"{output_dir}: {result.summary()}", result.failures, succeeded=result.report["corpus"]["modules"])
+
+
+@cli.command("train")
+@click.argument("task")
+@click.option("--model", "-m", "model", default=None, help="Model name (ggnn, lstm, rgine, ...).")
+@click.option("--config", "-c", "config_file", type=click.Path(dir_okay=False), default=None, help="TOML config.")
+@click.option("--epochs", type=int, default=None, help="Passes over the training split.")
+@click.option("--lr", type=float, default=None, help="Learning rate.")
+@click.option("--batch-size", type=int, default=None, help="Graphs per process and step.")
+@click.option("--node-budget", type=int, default=None, help="Nodes per process and step instead (0: off).")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=None, help="Seed of initialisation and shuffling.")
+@click.option("--output", "-o", default=None, help="Run folder (checkpoints, logs, report.json).")
+@click.option("--resume", is_flag=True, default=None, help="Continue the run in --output.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Any other setting, e.g. model.steps=4 or task.programs=200 (repeatable).")
+def train_command(task, model, config_file, epochs, lr, batch_size, node_budget, device, seed, output, resume,
+                  settings):
+    """Train a model on a task; writes checkpoints, TensorBoard logs and report.json."""
+    from ncc.tasks import load_config, train
+    from ncc.tasks.config import parse_value
+
+    overrides = {"task": task, "model.name": model, "epochs": epochs, "optimizer.lr": lr,
+                 "data.batch_size": batch_size, "data.node_budget": node_budget, "device": device, "seed": seed,
+                 "output": output, "resume": resume}
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        overrides[key.strip()] = parse_value(value.strip())
+    result = train(load_config(config_file, overrides))
+    click.echo(_metrics_line(f"{result.output_dir}: best epoch {result.report['metrics']['best_epoch']}",
+                             result.report["metrics"]))
+
+
+@cli.command("evaluate")
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.argument("data", required=False)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Graphs per batch.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def evaluate_command(checkpoint, data, device, batch_size, as_json):
+    """Metrics of a checkpoint on a split of its task (default test) or on files (DATA)."""
+    import json
+
+    from ncc.tasks import evaluate
+
+    result = evaluate(checkpoint, data, device=device, batch_size=batch_size or 0)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(_metrics_line(f"{result['data']}: {result['graphs']} graphs", {"": result["metrics"]}))
+
+
+def _metrics_line(head: str, metrics: dict) -> str:
+    """One line of ``split metric value`` pairs from a ``{split: {metric: value}}`` mapping."""
+    parts = [f"{split} {name} {value:.4f}".strip() for split, values in metrics.items() if isinstance(values, dict)
+             for name, value in values.items() if isinstance(value, float)]
+    return f"{head}; {', '.join(parts)}"
 
 
 def _report(summary: str, failures, succeeded: int) -> None:

@@ -1,0 +1,120 @@
+"""Processed dataset cache, batch samplers and the loops task's data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ncc.tasks import get_task, load_config
+from ncc.tasks.datasets import ExampleSource, GraphBatchSampler, ProgramGraphDataset, split_indices
+from ncc.tasks.loops import LoopsOptions, generate_program, generate_programs, has_loop
+
+from conftest import LOOPS_OPTIONS, loops_overrides
+
+
+def _splits(cache, **more):
+    config = load_config(None, loops_overrides(cache, cache / "unused", **more))
+    return get_task("loops").prepare(config, progress=False)
+
+
+def test_loops_data_is_balanced_labelled_by_control_flow_and_cached(loops_cache):
+    data = _splits(loops_cache)
+    sizes = {split: len(d) for split, d in data.splits.items()}
+    assert sizes == {"train": 280, "val": 60, "test": 60}
+    assert not any(d.reprocessed for d in data.splits.values())  # the fixture built them: found, not rebuilt
+    labels = np.concatenate([d.labels.numpy() for d in data.splits.values()])
+    assert labels.sum() == 200  # half the programs loop
+    assert 5 < len(data.encoder) < 40
+    assert data.splits["train"].num_nodes_per_graph.min() > 5
+
+
+def test_processed_cache_is_keyed_by_features_and_source(loops_cache, tmp_path):
+    from ncc.embeddings.node_vocabulary import NodeVocabulary
+    from ncc.frontend import compile
+    from ncc.graph import build
+
+    graphs = [build(compile(generate_program(seed, seed % 2 == 1), language="c")) for seed in range(6)]
+    labels = [int(has_loop(g)) for g in graphs]
+    assert labels == [0, 1, 0, 1, 0, 1]
+    vocabulary = NodeVocabulary().fit(graphs[:4])
+    source = ExampleSource(zip(graphs, labels))
+    first = ProgramGraphDataset(tmp_path, source, vocabulary, name="x")
+    again = ProgramGraphDataset(tmp_path, ExampleSource(zip(graphs, labels)), vocabulary, name="x")
+    assert first.reprocessed and not again.reprocessed and again.path == first.path
+    assert len(again) == 6 and again[1].y.item() == 1 and again[1].x.shape[0] == graphs[1].num_nodes
+    other_labels = ProgramGraphDataset(tmp_path, ExampleSource(zip(graphs, [1 - y for y in labels])), vocabulary,
+                                       name="x")
+    other_features = ProgramGraphDataset(tmp_path, source, NodeVocabulary(min_count=2).fit(graphs[:4]), name="x")
+    assert other_labels.reprocessed and other_features.reprocessed
+    assert len({first.path, other_labels.path, other_features.path}) == 3
+    # Only whole files: no temporary left behind.
+    assert not list((tmp_path / "processed").glob(".*tmp"))
+
+
+def test_killed_processing_leaves_no_cache(tmp_path):
+    from ncc.embeddings.node_vocabulary import NodeVocabulary
+    from ncc.frontend import compile
+    from ncc.graph import build
+
+    graph = build(compile(generate_program(1, True), language="c"))
+
+    class Exploding(ExampleSource):
+        def examples(self):
+            yield from super().examples()
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ProgramGraphDataset(tmp_path, Exploding([(graph, 1)]), NodeVocabulary().fit([graph]))
+    assert not (tmp_path / "processed").exists() or not list((tmp_path / "processed").iterdir())
+
+
+def test_changing_a_task_option_reprocesses(loops_cache):
+    data = _splits(loops_cache, **{"task.seed": 1, "task.programs": 20})
+    assert all(d.reprocessed for d in data.splits.values())
+    assert sum(len(d) for d in data.splits.values()) == 20
+
+
+@pytest.mark.parametrize("budget", [150, 400, 1000])
+def test_node_budget_batches_respect_the_budget(budget):
+    sizes = np.random.default_rng(0).integers(10, 200, size=300)
+    sizes[7] = 2000  # larger than any budget: a batch of its own
+    sampler = GraphBatchSampler(sizes, node_budget=budget, seed=3)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(300))
+    for batch in batches:
+        assert sizes[batch].sum() <= budget or len(batch) == 1
+    sampler.set_epoch(1)
+    assert list(sampler) != batches  # reshuffled per epoch, reproducibly
+    twin = GraphBatchSampler(sizes, node_budget=budget, seed=3)
+    twin.set_epoch(1)
+    assert list(twin) == list(sampler)
+
+
+def test_sharded_steps_union_to_the_single_process_batches():
+    sizes = np.random.default_rng(1).integers(5, 50, size=101)
+    for kind in ({"batch_size": 8}, {"node_budget": 200}):
+        ranks = [GraphBatchSampler(sizes, num_replicas=3, rank=r, seed=5, **kind) for r in range(3)]
+        for sampler in ranks:
+            sampler.set_epoch(2)
+        shards = [list(s) for s in ranks]
+        assert len({len(s) for s in shards}) == 1  # every rank takes the same number of steps
+        seen = [i for shard in shards for batch in shard for i in batch]
+        assert len(seen) == len(set(seen)) and len(seen) >= 101 - 2
+        if "batch_size" in kind:  # a step's union is one process's batch of 3 x 8
+            single = GraphBatchSampler(sizes, batch_size=24, seed=5)
+            single.set_epoch(2)
+            unions = [sorted(i for shard in shards for i in shard[step]) for step in range(len(shards[0]))]
+            assert unions == [sorted(b) for b in single]
+    evaluation = [GraphBatchSampler(sizes, batch_size=10, shuffle=False, num_replicas=2, rank=r, even=False)
+                  for r in range(2)]
+    assert sorted(i for s in evaluation for b in s for i in b) == list(range(101))
+
+
+def test_generator_is_seeded_and_split_is_a_partition():
+    options = LoopsOptions(programs=20, seed=4)
+    assert generate_programs(options) == generate_programs(options)
+    assert generate_programs(options) != generate_programs(LoopsOptions(programs=20, seed=5))
+    parts = split_indices(100, [0.7, 0.15, 0.15], seed=0)
+    assert [len(p) for p in parts] == [70, 15, 15]
+    assert sorted(np.concatenate(parts).tolist()) == list(range(100))
+    assert LOOPS_OPTIONS["programs"] % 2 == 0
