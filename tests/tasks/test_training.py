@@ -46,8 +46,8 @@ def test_ggnn_learns_loops_above_95_percent_on_held_out_graphs(loops_cache, tmp_
 
 
 def test_cpu_runs_are_deterministic(loops_cache, tmp_path):
-    first = train(_tiny(loops_cache, tmp_path / "a", epochs=2, **{"model.dropout": 0.3}), model_factory=tiny_factory)
-    second = train(_tiny(loops_cache, tmp_path / "b", epochs=2, **{"model.dropout": 0.3}), model_factory=tiny_factory)
+    first = train(_tiny(loops_cache, tmp_path / "a", epochs=1, **{"model.dropout": 0.3}), model_factory=tiny_factory)
+    second = train(_tiny(loops_cache, tmp_path / "b", epochs=1, **{"model.dropout": 0.3}), model_factory=tiny_factory)
     assert [h["train_loss"] for h in first.history] == [h["train_loss"] for h in second.history]
     for key, value in _weights(tmp_path / "a" / "checkpoint.pt").items():
         assert torch.equal(value, _weights(tmp_path / "b" / "checkpoint.pt")[key])
