@@ -9,7 +9,7 @@ from ncc.tasks import get_task, load_config
 from ncc.tasks.datasets import ExampleSource, GraphBatchSampler, ProgramGraphDataset, split_indices
 from ncc.tasks.loops import LoopsOptions, generate_program, generate_programs, has_loop
 
-from conftest import LOOPS_OPTIONS, loops_overrides
+from loops_helpers import LOOPS_OPTIONS, loops_overrides
 
 
 def _splits(cache, **more):

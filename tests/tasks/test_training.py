@@ -13,7 +13,7 @@ from ncc.tasks import load_config, train
 from ncc.tasks.config import ConfigError
 from ncc.tasks.training import evaluate, load_checkpoint
 
-from conftest import loops_overrides, tiny_factory
+from loops_helpers import loops_overrides, tiny_factory
 
 TINY = {"model.name": "tiny", "model.hidden": 16, "optimizer.lr": 0.01, "data.batch_size": 16, "seed": 3}
 
