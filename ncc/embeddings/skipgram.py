@@ -24,15 +24,17 @@ contextual flow graphs instead of from windows of text. Two backends train the s
   POJ-104 modules) and few distinct pairs (~60 k for 12.6 M pairs), so a step costs the same whatever
   the corpus size and training is one streaming pass plus seconds of dense algebra.
 
-Why ``dense`` is the default (measured on 2,666 POJ-104 + kernel modules from clang-14 -O0, 12.6 M
-context pairs, published vocabulary, seed 0, 2 cores; ``benchmarks/embed.py``): gensim 5 epochs took
-99-146 s (1.3 M directed pairs/s; a whole-POJ-104 corpus of ~250 M pairs would need ~35 min) and
-scored 95 / 2,145 analogies (NCC protocol), 46 (3CosAdd), add-vs-fdiv cosine separation 0.172; dense
-(100 steps, learning rate 0.02) took 3 s and scored 99 / 52 / 0.188. The other speed-ups considered
-(longer gensim sentences from XFG random walks, fewer epochs) still pay per pair and change which pairs
-are trained; counting pairs makes training independent of the corpus size instead. More steps fit the
-expected loss better but score *lower* on analogies (300 steps: 74 / 28), as rare statements then
-fit their few pairs exactly; 100 steps at 0.02 (linearly decayed) is the measured best.
+Why ``dense`` is the default (measured on 2,666 modules -- 2,000 sampled POJ-104 programs and the
+devmap and coarsening kernels -- from clang-14, published vocabulary, 2 cores; ``benchmarks/embed.py``
+and the numbers in ``benchmarks/results/embed/``): on the -O0 corpus (12.6 M context pairs) gensim's 5
+epochs took 99-146 s (1.3 M directed pairs/s: a whole-POJ-104 corpus would take ~35 min) and scored
+95 / 2,145 analogies (NCC protocol), 46 (3CosAdd), add-vs-fdiv cosine separation 0.17; the dense
+backend took 3-15 s and scored 99-109 / 52-59 / 0.19-0.27 (means over 3 seeds). The other speed-ups
+considered (longer gensim sentences from XFG random walks, fewer epochs) still pay per pair and change
+which pairs are trained; counting pairs makes training cost independent of the corpus size instead.
+Fitting the expected loss more closely (more steps or a larger rate) scores *lower* on analogies
+(0.02 x 300 steps: 74 / 28), as statements with few pairs then fit them exactly; the default, 300 steps
+from a rate of 0.005, is the best measured on the -O0 + -O2 + -O2 -ffast-math corpus (191 / 88).
 
 Statements of the vocabulary that never occur in the corpus keep their (seeded) initial vectors.
 """
@@ -201,7 +203,7 @@ class SkipGram:
     def __init__(self, dim: int = 200, epochs: int = 5, negative: int = 5, alpha: float = 0.025,
                  min_alpha: float = 1e-4, learning_rate: float = 2e-3, batch_size: int = 4096,
                  backend: str = "dense", workers: int = 1, seed: int = 0, device: str | None = None,
-                 progress: bool = True, steps: int = 100, dense_learning_rate: float = 0.02):
+                 progress: bool = True, steps: int = 300, dense_learning_rate: float = 0.005):
         self.dim = dim
         self.steps = steps
         self.dense_learning_rate = dense_learning_rate

@@ -83,6 +83,7 @@ def embed(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike | N
           subsample: float = 1e-3, vocabulary: str | Vocabulary = "fit", backend: str = "dense",
           workers: int = 1, clang: str | None = None, opt_level: int | str = 0, flags: Sequence[str] = (),
           memory: bool = True, seed: int = 0, device: str | None = None, progress: bool = True,
+          steps: int = 300, dense_learning_rate: float = 0.005,
           ir_files: Sequence[tuple[str, str]] | None = None) -> EmbedResult:
     """Train inst2vec embeddings on sources, IR files or folders of them.
 
@@ -92,7 +93,8 @@ def embed(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike | N
         output_dir: where to write ``vocabulary.json``, ``embeddings.npy``, ``embeddings.json`` and
             ``report.json`` (nothing is written when None).
         context_size: XFG context distance N (1..3; inst2vec: 2).
-        dim, epochs, negative, seed, device: skip-gram settings (see :class:`SkipGram`).
+        dim, epochs, negative, seed, device, steps, dense_learning_rate: skip-gram settings (see
+            :class:`SkipGram`; ``epochs`` for gensim and torch, ``steps`` and ``dense_learning_rate`` for dense).
         min_count, subsample: vocabulary settings (see :class:`Vocabulary`); ``min_count`` only applies
             to a fitted vocabulary.
         vocabulary: ``"fit"`` (fit on this corpus), ``"published"`` (NCC's 8,565 statements) or a
@@ -141,7 +143,7 @@ def embed(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike | N
             raise NccError(f"unknown vocabulary {vocabulary!r} (choose fit or published)")
         table = fitted.transform(store.statements).astype(np.int32)
         model = SkipGram(dim=dim, epochs=epochs, negative=negative, backend=backend, workers=workers, seed=seed,
-                         device=device, progress=progress)
+                         device=device, progress=progress, steps=steps, dense_learning_rate=dense_learning_rate)
         model.fit(PairSource.from_store(store, table), fitted)
         trained_at = time.perf_counter()
         num_modules, num_nodes, num_pairs = store.num_modules, store.num_statement_nodes, store.num_pairs
@@ -160,6 +162,7 @@ def embed(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike | N
         "settings": {"context_size": context_size, "dim": dim, "epochs": epochs, "negative": negative,
                      "min_count": min_count, "subsample": subsample, "vocabulary": vocabulary_source,
                      "backend": backend, "workers": workers, "seed": seed, "memory_edges": memory,
+                     "steps": steps, "dense_learning_rate": dense_learning_rate,
                      "opt_level": str(opt_level), "clang": clang or "ziglang", "python": platform.python_version()},
         "failures": [{"path": f.path, "reason": f.reason} for f in failures],
     }

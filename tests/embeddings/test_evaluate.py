@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ncc.embeddings import Embeddings, Vocabulary, evaluate_analogies, load_analogies, nearest_neighbours, plot_tsne
-from ncc.embeddings.evaluate import AnalogyQuestion, opcode_family
+from ncc.embeddings.evaluate import AnalogyQuestion, opcode_family, opcode_separation
 
 TOKENS = ["<%ID> = add i32 <%ID>, <%ID>", "<%ID> = add i64 <%ID>, <%ID>", "<%ID> = sub i32 <%ID>, <%ID>",
           "<%ID> = sub i64 <%ID>, <%ID>", "<%ID> = fdiv float <%ID>, <%ID>", "store i32 <%ID>, i32* <%ID>"]
@@ -68,3 +68,14 @@ def test_published_analogy_questions_load():
     except Exception:
         pytest.skip("no analogy questions in $NCC_DATA")
     assert len(questions) == 2145 and len({q.kind for q in questions}) == 14
+
+
+def test_opcode_separation_on_known_vectors():
+    embeddings = synthetic()
+    # the two add rows share the add direction (cosine 1/2); add and fdiv rows are orthogonal-ish
+    add32, add64, fdiv = (embeddings.normalised()[embeddings.vocabulary.index_[TOKENS[k]]] for k in (0, 1, 4))
+    expected = float(add32 @ add64) - float((add32 @ fdiv + add64 @ fdiv) / 2)
+    assert opcode_separation(embeddings, "add", "fdiv") == pytest.approx(expected)
+    assert opcode_separation(embeddings, "add", "fdiv") > 0.4
+    with pytest.raises(ValueError):
+        opcode_separation(embeddings, "fdiv", "add")  # one fdiv statement only

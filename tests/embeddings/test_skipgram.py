@@ -58,7 +58,8 @@ def test_training_puts_add_statements_together(corpus, backend):
         pytest.importorskip("torch")
     _, vocabulary, source = corpus
     model = SkipGram(dim=64, epochs=40 if backend == "gensim" else 100, negative=5, backend=backend, workers=1,
-                     seed=1, batch_size=256, learning_rate=0.02, device="cpu", progress=False, steps=100)
+                     seed=1, batch_size=256, learning_rate=0.02, device="cpu", progress=False,
+                     steps=100, dense_learning_rate=0.02)
     assert not hasattr(model, "embeddings_")
     model.fit(source, vocabulary)
     embeddings = model.embeddings_
