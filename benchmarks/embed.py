@@ -6,11 +6,18 @@ and the 17 thread-coarsening kernels, compiled with a typed-pointer clang (Debia
 ``$NCC_CLANG`` or ``--clang``) so statements look like those of NCC's published vocabulary, which is the
 vocabulary trained here. Compiles go through ncc's IR cache, so a second run times the training alone.
 
-Reported: modules, statement nodes, context pairs, training pairs per second, peak memory (RSS of this
-process and its children), wall times, vocabulary coverage, and the analogy score per type under NCC's
-protocol (top 5) and the strict 3CosAdd one, beside the published embedding's 19.3 % (413 / 2,145).
+The corpus is compiled once per ``--variants`` entry (default: -O0, -O2 and -O2 -ffast-math; NCC's
+vocabulary came from corpora at several optimisation levels, and -O0 alone holds few of the analogy
+statements) and all compilations are trained on together with the dense skip-gram backend.
 
-Usage: ``NCC_DATA=../shared/data python benchmarks/embed.py [--limit 2000] [--backend gensim] [--workers 2]``
+Reported: modules, statement nodes, context pairs, training pairs per second, peak memory (RSS of this
+process and its children), wall times (compile per variant, XFG extraction, training), vocabulary
+coverage, the analogy questions answerable from the corpus, the add-vs-fdiv separation
+(:func:`ncc.embeddings.opcode_separation`), and the analogy score per type under NCC's protocol (top 5)
+and the strict 3CosAdd one, beside the published embedding's 19.3 % (413 / 2,145).
+
+Usage: ``NCC_DATA=../shared/data python benchmarks/embed.py [--limit 10000] [--variants 0 2 2:-ffast-math]
+[--backend dense] [--workers 2]``
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ncc.embeddings import embed, evaluate_analogies, nearest_neighbours, plot_tsne
+from ncc.embeddings import (embed, evaluate_analogies, load_analogies, nearest_neighbours, opcode_separation,
+                            plot_tsne)
 from ncc.frontend.batch import compile_batch
 from ncc.frontend.kernel_defines import devmap_kernel_flags, devmap_source_fix, threadcoarsening_kernel_flags
 from ncc.paths import data_home
@@ -91,16 +99,35 @@ def compile_corpus(limit: int | None, seed: int, workers: int, clang: str, extra
     return ir_files, failed
 
 
+def parse_variant(text: str) -> tuple[str, tuple[str, ...]]:
+    """``"2"`` -> ("2", ()); ``"2:-ffast-math"`` -> ("2", ("-ffast-math",)) (flags split on spaces)."""
+    level, _, flags = text.partition(":")
+    return level, tuple(flags.split())
+
+
+def answerable(embeddings, questions) -> int:
+    """Questions whose four statements all occur in the training corpus (the rest cannot be learnt)."""
+    counts, index = embeddings.vocabulary.counts_, embeddings.vocabulary.index_
+    return sum(all(counts[index[s]] > 0 for s in q.statements) for q in questions)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="POJ-104 programs to use (default: all)")
-    parser.add_argument("--backend", choices=["gensim", "torch"], default="gensim")
+    parser.add_argument("--variants", nargs="+", default=["0", "2", "2:-ffast-math"],
+                        help="compilations of the corpus to train on together, LEVEL[:FLAGS] (default: -O0, -O2 "
+                             "and -O2 -ffast-math)")
+    parser.add_argument("--backend", choices=["dense", "gensim", "torch"], default="dense")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5, help="gensim / torch epochs")
+    parser.add_argument("--steps", type=int, default=300, help="dense backend steps")
+    parser.add_argument("--learning-rate", type=float, default=0.005, help="dense backend learning rate")
     parser.add_argument("--context-size", type=int, default=2)
+    parser.add_argument("--no-memory", action="store_true", help="leave out the XFG memory edges")
     parser.add_argument("--subsample", type=float, default=1e-3)
     parser.add_argument("--clang", default=None, help="typed-pointer clang (default $NCC_CLANG or clang-14)")
-    parser.add_argument("--seed", type=int, default=104)
+    parser.add_argument("--seed", type=int, default=104, help="seeds the POJ-104 sample")
+    parser.add_argument("--train-seed", type=int, default=0, help="seeds skip-gram")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "embed")
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -109,34 +136,46 @@ def main() -> None:
 
     clang = arguments.clang or os.environ.get("NCC_CLANG") or "clang-14"
     started = time.perf_counter()
+    ir_files, compile_failed, compile_s = [], 0, {}
     with tempfile.TemporaryDirectory(prefix="ncc-poj104-") as extract_dir:
-        ir_files, compile_failed = compile_corpus(arguments.limit, arguments.seed, arguments.workers, clang,
-                                                  Path(extract_dir))
+        for variant in arguments.variants:
+            level, flags = parse_variant(variant)
+            begun = time.perf_counter()
+            files, failed = compile_corpus(arguments.limit, arguments.seed, arguments.workers, clang,
+                                           Path(extract_dir), opt_level=level, flags=flags)
+            compile_s[variant] = round(time.perf_counter() - begun, 1)
+            ir_files += [(f"-O{level}{''.join(flags)}:{label}", path) for label, path in files]
+            compile_failed += failed
         compiled_at = time.perf_counter()
         result = embed([], arguments.output, ir_files=ir_files, vocabulary="published", backend=arguments.backend,
                        workers=arguments.workers, context_size=arguments.context_size, epochs=arguments.epochs,
-                       subsample=arguments.subsample, clang=clang)
+                       subsample=arguments.subsample, clang=clang, memory=not arguments.no_memory,
+                       steps=arguments.steps, dense_learning_rate=arguments.learning_rate, seed=arguments.train_seed)
     trained_at = time.perf_counter()
     ncc = evaluate_analogies(result.embeddings, protocol="ncc")
     strict = evaluate_analogies(result.embeddings, protocol="3cosadd")
     plot_tsne(result.embeddings, arguments.output / "tsne.png")
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     report = result.report
+    passes = 1 if arguments.backend == "dense" else arguments.epochs
     figures = {
         "modules": report["corpus"]["modules"], "compile_failed": compile_failed,
         "embed_failed": report["corpus"]["failed"], "statements": report["corpus"]["statements"],
         "pairs": report["corpus"]["pairs"], "directed_pairs_per_epoch": report["corpus"]["directed_pairs"],
         "trained_pairs": report["training"]["trained_pairs"],
         "pairs_per_second": report["training"]["pairs_per_second"],
-        "directed_pairs_per_second_all_epochs": round(report["corpus"]["directed_pairs"] * arguments.epochs
+        "directed_pairs_per_second_all_epochs": round(report["corpus"]["directed_pairs"] * passes
                                                       / report["training"]["seconds"], 1),
         "coverage": report["vocabulary"]["coverage"], "tokens_in_corpus": report["vocabulary"]["tokens_in_corpus"],
+        "answerable_questions": answerable(result.embeddings, load_analogies()),
+        "add_fdiv_separation": round(opcode_separation(result.embeddings, "add", "fdiv"), 4),
         "peak_rss_mb": report["time"]["peak_rss_mb"], "peak_rss_children_mb": round(children, 1),
-        "compile_s": round(compiled_at - started, 1), "xfg_s": report["time"]["xfg_s"],
-        "train_s": report["time"]["train_s"], "embed_wall_s": round(trained_at - compiled_at, 1),
+        "compile_s": round(compiled_at - started, 1), "compile_s_per_variant": compile_s,
+        "xfg_s": report["time"]["xfg_s"], "train_s": report["time"]["train_s"],
+        "embed_wall_s": round(trained_at - compiled_at, 1),
         "analogies_ncc_top5": ncc.to_dict(), "analogies_3cosadd": strict.to_dict(),
-        "settings": {**report["settings"], "limit": arguments.limit, "backend": arguments.backend,
-                     "device": report["training"]["device"]},
+        "settings": {**report["settings"], "limit": arguments.limit, "variants": arguments.variants,
+                     "backend": arguments.backend, "device": report["training"]["device"]},
         "example_neighbours": nearest_neighbours(result.embeddings, "<%ID> = add nsw i32 <%ID>, <INT>", 5),
     }
     (arguments.output / "benchmark.json").write_text(json.dumps(figures, indent=1))
