@@ -197,7 +197,9 @@ class SkipGram:
         embeddings_: the trained :class:`Embeddings`.
         stats_: ``pairs`` (unordered pairs per epoch), ``trained_pairs`` (directed pairs trained over
             all epochs, after subsampling; dense: the directed pairs counted, ``2 * pairs``), ``seconds``,
-            ``pairs_per_second`` (directed, trained), ``backend``, ``device``.
+            ``pairs_per_second`` (directed, trained), ``backend``, ``device``; the dense backend adds
+            ``count_seconds`` (the counting pass, which grows with the corpus), ``step_seconds`` (the
+            steps, which grow with the statements that occur), ``statements_used`` and ``distinct_pairs``.
     """
 
     def __init__(self, dim: int = 200, epochs: int = 5, negative: int = 5, alpha: float = 0.025,
@@ -243,11 +245,12 @@ class SkipGram:
             pairs = PairSource.from_array(pairs)
         started = time.perf_counter()
         train = {"dense": _train_dense, "gensim": _train_gensim, "torch": _train_torch}[self.backend]
-        matrix, trained, device = train(self, pairs, vocabulary)
+        matrix, trained, device, *extra = train(self, pairs, vocabulary)
         seconds = time.perf_counter() - started
         self.stats_ = {"backend": self.backend, "device": device, "pairs": pairs.num_pairs,
                        "trained_pairs": int(trained), "seconds": round(seconds, 3),
-                       "pairs_per_second": round(trained / seconds, 1) if seconds > 0 else 0.0}
+                       "pairs_per_second": round(trained / seconds, 1) if seconds > 0 else 0.0,
+                       **(extra[0] if extra else {})}
         metadata = {"training": {**self.get_params(), **self.stats_}}
         self.embeddings_ = Embeddings(vocabulary, matrix.astype(np.float32), metadata)
         logger.info("skip-gram (%s): %d pairs x %d epochs in %.1f s", self.backend, pairs.num_pairs,
@@ -342,7 +345,7 @@ def _train_torch(model: SkipGram, pairs: PairSource, vocabulary: Vocabulary) -> 
     return source.weight.detach().cpu().numpy(), trained, str(device)
 
 
-def _train_dense(model: SkipGram, pairs: PairSource, vocabulary: Vocabulary) -> tuple[np.ndarray, int, str]:
+def _train_dense(model: SkipGram, pairs: PairSource, vocabulary: Vocabulary) -> tuple[np.ndarray, int, str, dict]:
     """Full-batch skip-gram: the expected negative-sampling loss over the pair counts, minimised with Adam.
 
     One pass over the pairs counts them into ``N[a, b]`` (:meth:`PairSource.cooccurrence`); subsampling
@@ -361,8 +364,10 @@ def _train_dense(model: SkipGram, pairs: PairSource, vocabulary: Vocabulary) -> 
     matrix = _initial_matrix(size, dim, model.seed)
     counts = vocabulary.counts_.astype(np.float64)
     if pairs.num_pairs == 0 or not counts.any():
-        return matrix, 0, "cpu"
+        return matrix, 0, "cpu", {}
+    started = time.perf_counter()
     cooccurrence = pairs.cooccurrence(size)
+    counted = time.perf_counter()
     keep = vocabulary.keep_probabilities()
     import scipy.sparse as sp
 
@@ -410,4 +415,6 @@ def _train_dense(model: SkipGram, pairs: PairSource, vocabulary: Vocabulary) -> 
     bar.close()
     matrix[used] = w
     logger.info("dense skip-gram: %d statements, %d distinct pairs, %d steps", u, cooccurrence.nnz, model.steps)
-    return matrix, 2 * pairs.num_pairs, "cpu"
+    extra = {"count_seconds": round(counted - started, 3), "step_seconds": round(time.perf_counter() - counted, 3),
+             "statements_used": int(u), "distinct_pairs": int(cooccurrence.nnz)}
+    return matrix, 2 * pairs.num_pairs, "cpu", extra
