@@ -35,7 +35,10 @@ considered (longer gensim sentences from XFG random walks, fewer epochs) still p
 which pairs are trained; counting pairs makes training cost independent of the corpus size instead.
 Fitting the expected loss more closely (more steps or a larger rate) scores *lower* on analogies
 (0.02 x 300 steps: 74 / 28), as statements with few pairs then fit them exactly; the default, 300 steps
-from a rate of 0.005, is the best measured on the -O0 + -O2 + -O2 -ffast-math corpus (191 / 88).
+from a rate of 0.005, is the best measured on the -O0 + -O2 + -O2 -ffast-math corpus (191 / 88; gensim on
+the same corpus: 158 / 68 in 180 s). On 10,000 POJ-104 programs and the kernels at those three levels
+(31,710 modules, 48.4 M pairs) the dense backend trained in 15.6 s (3.4 s counting, 12.0 s for 300
+steps over the 1,103 statements that occur); gensim at its measured rate would need ~6 min.
 
 Statements of the vocabulary that never occur in the corpus keep their (seeded) initial vectors.
 """
