@@ -107,7 +107,9 @@ def graph(inputs, output_dir, fmt, opt_level, flags, workers, clang) -> None:
               help="Rarer statements become !UNK (fitted vocabulary only).")
 @click.option("--vocabulary", type=click.Choice(["fit", "published"]), default="fit", show_default=True,
               help="Fit on the corpus, or NCC's published 8,565 statements.")
-@click.option("--backend", type=click.Choice(["gensim", "torch"]), default="gensim", show_default=True)
+@click.option("--backend", type=click.Choice(["dense", "gensim", "torch"]), default="dense", show_default=True,
+              help="dense: expected skip-gram loss over pair counts (fast); gensim: word2vec on the pairs; "
+                   "torch: sampled SGNS, on a GPU when there is one.")
 @_opt_option
 @_workers_option
 @_clang_option
