@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +66,7 @@ def classification_metrics(logits: np.ndarray, targets: np.ndarray, num_classes:
     return {"accuracy": accuracy, "f1": float(np.mean(scores)) if scores else 0.0}
 
 
-class Task:
+class Task(abc.ABC):
     """Base of every task; a subclass sets the class attributes and implements :meth:`prepare`.
 
     Attributes:
@@ -97,6 +98,7 @@ class Task:
         """The options' defaults, as a plain dict."""
         return dataclasses.asdict(self.options_class())
 
+    @abc.abstractmethod
     def prepare(self, config: "TrainConfig", progress: bool = True, encoder: Any = None) -> TaskData:
         """Build (or find in the cache) the splits and the feature encoder for a configuration.
 
@@ -105,7 +107,6 @@ class Task:
             progress: show progress bars.
             encoder: use this feature encoder (e.g. a checkpoint's) instead of fitting one on ``train``.
         """
-        raise NotImplementedError
 
     def dataset_from_path(self, path: str | Path, encoder: Any, config: "TrainConfig", progress: bool = True):
         """A labelled dataset from files, for ``ncc evaluate CHECKPOINT PATH``.
