@@ -13,9 +13,9 @@ with ``aux_dim > 0``, ``aux`` float ``[B, aux_dim]``) and returns logits, ``[B, 
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
+from ncc.models.common import from_config
 from ncc.models.data import graph_to_data
 from ncc.models.gine import RelationalGINE
 from ncc.models.ggnn import GGNN
@@ -33,13 +33,7 @@ def build_model(name: str, **kwargs: Any):
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")
-    cls = MODELS[name]
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise ValueError(f"model {name!r}: unknown argument(s) {', '.join(unknown)}; "
-                         f"expected some of {', '.join(allowed)}")
-    return cls(**kwargs)
+    return from_config(MODELS[name], kwargs)
 
 
 __all__ = ["MODELS", "build_model", "graph_to_data", "GGNN", "Inst2vecLSTM", "RelationalGINE"]
