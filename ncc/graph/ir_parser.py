@@ -238,14 +238,15 @@ def _parse_value(toks, i, n):
 # types and values. Anything they do not match goes through the general token reader.
 _T = r'((?:[%\w.$]+|\[[^{}",]*?\]|<[^<>{}",]*>)(?: addrspace\(\d+\))?\**)'
 _V = r'([%@][-\w.$]+|[-\w.+]+)'
-_FAST_SELECT = re.compile(rf'select (?:(?:fast|nnan|ninf|nsz|arcp|contract|afn|reassoc) )*i1 {_V}, {_T} {_V}, '
+_FMF = 'fast|nnan|ninf|nsz|arcp|contract|afn|reassoc'  # fast-math flags
+_FAST_SELECT = re.compile(rf'select (?:(?:{_FMF}) )*i1 {_V}, {_T} {_V}, '
                           rf'{_T} {_V}$')
 _ALIGN = r'(?:, align \d+)?$'
 _FAST_LOAD = re.compile(rf'load (?:volatile )?{_T}, {_T} {_V}{_ALIGN}')
 _FAST_STORE = re.compile(rf'store (?:volatile )?{_T} {_V}, {_T} {_V}{_ALIGN}')
-_FAST_BINARY = re.compile(rf'\w+ (?:(?:nuw|nsw|exact|disjoint|fast|nnan|ninf|nsz|arcp|contract|afn|reassoc) )*'
+_FAST_BINARY = re.compile(rf'\w+ (?:(?:nuw|nsw|exact|disjoint|{_FMF}) )*'
                           rf'{_T} {_V}, {_V}$')
-_FAST_CMP = re.compile(rf'[if]cmp (?:(?:samesign|fast|nnan|ninf|nsz|arcp|contract|afn|reassoc) )*\w+ '
+_FAST_CMP = re.compile(rf'[if]cmp (?:(?:samesign|{_FMF}) )*\w+ '
                        rf'{_T} {_V}, {_V}$')
 _FAST_CAST = re.compile(rf'\w+ (?:(?:nneg|nuw|nsw) )*{_T} {_V} to {_T}$')
 _FAST_GEP = re.compile(rf'getelementptr (?:(?:inbounds|nuw|nusw) )*{_T}, {_T} {_V}((?:, {_T} {_V})*)$')
