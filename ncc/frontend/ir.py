@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,37 @@ class IRModule:
         """Wrap IR text that is already in hand."""
         return cls(text=text, name=name, source_path=source_path,
                    source_sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
+_DEFINE = re.compile(r"^define [^\n]*?@(\"[^\"]+\"|[-\w$.]+)\(", re.M)
+
+
+def drop_unused_kernel_copies(module: IRModule) -> IRModule:
+    """Remove the ``__clang_ocl_kern_imp_<kernel>`` copies that clang >= 20 writes beside each OpenCL kernel.
+
+    clang emits every kernel twice, the kernel and an always-inline implementation it calls. After
+    inlining (``-O1`` and up) the copy is called by nothing and would double the kernel's program graph;
+    such uncalled copies are dropped. At ``-O0`` the kernel calls its copy, which then stays.
+
+    Returns:
+        A module with the copies' definitions removed (the same module when there are none).
+    """
+    text = module.text
+    spans = []
+    for match in _DEFINE.finditer(text):
+        name = match.group(1)
+        if not name.startswith("__clang_ocl_kern_imp_"):
+            continue
+        end = text.find("\n}\n", match.end())
+        end = len(text) if end < 0 else end + 3
+        if f"@{name}(" in text[:match.start()] + text[end:] or f"@{name}," in text:
+            continue  # still called (or its address taken)
+        spans.append((match.start(), end))
+    if not spans:
+        return module
+    pieces, last = [], 0
+    for start, end in spans:
+        pieces.append(text[last:start])
+        last = end
+    pieces.append(text[last:])
+    return replace(module, text="".join(pieces))

@@ -59,6 +59,10 @@ from ncc.tasks.loops import LoopsTask  # noqa: E402  (registers itself; needs th
 
 register_task(LoopsTask())
 
+from ncc.tasks.devmap import DevmapTask  # noqa: E402
+
+register_task(DevmapTask())
+
 __all__ = ["TASKS", "Task", "TaskData", "register_task", "get_task", "train", "evaluate", "TrainConfig",
            "ModelConfig", "OptimizerConfig", "DataConfig", "ConfigError", "load_config", "classification_metrics",
-           "LoopsTask"]
+           "LoopsTask", "DevmapTask"]

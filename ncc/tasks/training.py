@@ -61,7 +61,7 @@ BEST_FILE = "best.pt"
 REPORT_FILE = "report.json"
 CHECKPOINT_FORMAT = 1
 
-__all__ = ["train", "evaluate", "TrainResult", "seed_everything", "load_checkpoint", "build_task_model",
+__all__ = ["train", "evaluate", "predict", "TrainResult", "seed_everything", "load_checkpoint", "build_task_model",
            "CHECKPOINT_FILE", "BEST_FILE", "REPORT_FILE"]
 
 ModelFactory = Callable[..., torch.nn.Module]
@@ -669,6 +669,32 @@ def _report(config: TrainConfig, task: Task, task_data: TaskData, state: dict, f
         "git": _git_commit(),
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def predict(checkpoint: str | os.PathLike | dict, dataset: Any, device: str = "auto", batch_size: int = 64,
+            model_factory: ModelFactory | None = None) -> np.ndarray:
+    """The logits a checkpoint's model gives each item of a dataset, in the dataset's order.
+
+    Args:
+        checkpoint: a ``best.pt`` / ``checkpoint.pt`` file or a loaded checkpoint.
+        dataset: a :class:`~ncc.tasks.datasets.ProgramGraphDataset` made with the checkpoint's encoder.
+        device: as for training.
+        batch_size: graphs per batch.
+
+    Returns:
+        ``float32 [len(dataset), C]``.
+    """
+    from ncc.tasks import get_task
+
+    payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    torch_device = resolve_device(device)
+    model = build_task_model(payload["model_name"], payload["model_kwargs"], model_factory)
+    model.load_state_dict(payload["model"])
+    model.to(torch_device)
+    sampler = GraphBatchSampler(dataset.num_nodes_per_graph, batch_size=batch_size, shuffle=False)
+    logits, _, _ = _predict(model, _loader(dataset, sampler, 0, torch_device), torch_device, nullcontext,
+                            get_task(payload["task"]), False, "predict")
+    return logits
 
 
 def evaluate(checkpoint: str | os.PathLike | dict, data: str | os.PathLike | None = None, device: str = "auto",

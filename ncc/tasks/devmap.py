@@ -1,0 +1,593 @@
+"""Heterogeneous device mapping (Grewe et al., CGO 2013; DeepTune, PACT 2017; NCC; ProGraML): CPU or GPU?
+
+Data: ``devmap/cgo17-{amd,nvidia}.csv`` (680 rows per platform: 256 OpenCL kernels of 7 suites, each
+with one or more input sizes), read from ``$NCC_DATA`` or downloaded from DeepTune's repository with a
+pinned sha256. The label of a row is the faster device (``oracle``); the auxiliary inputs are the
+``transfer`` size and the work-group size ``wgsize``.
+
+Kernels become program graphs through ncc's frontend (``source="original"``: the original sources in
+``devmap/ncc/kernels_cl`` with the suites' defines, clang -O2, the default), through NCC's 2018 IR
+(``source="ncc-ir"``), or from the DeepTune-normalised sources in the CSV itself (``source="normalised"``,
+which needs nothing but the CSV).
+
+Protocols (every model runs on the same folds):
+
+* ``published``: ``StratifiedKFold(10, shuffle=True, random_state=204)`` over the rows, as DeepTune and
+  NCC. The same kernel with other input sizes lies in the training folds, so memorising kernels pays.
+* ``grouped``: ``StratifiedGroupKFold(10, shuffle=True, random_state=204)`` with the kernel
+  (``benchmark``) as the group: no kernel is in both the training and the test folds.
+
+Metrics, over all 680 out-of-fold predictions: accuracy, and the mean over rows of the speedup over the
+static mapping (CPU on AMD, GPU on NVIDIA): ``runtime(static device) / runtime(predicted device)``.
+Nothing a fold's test rows hold is used in fitting: vocabularies, feature columns, validation splits for
+early stopping and model selection come from its training rows only.
+
+Rows of the table (:data:`MODELS`): ``static``; ``aux`` (gradient-boosted trees on transfer and
+work-group size alone); ``random`` (a random vector per kernel plus the auxiliary inputs, the control for
+memorisation); ``grewe`` (Grewe et al.'s decision tree on their four features); ``lstm`` (NCC's
+inst2vec LSTM, our reproduction); ``ggnn`` (ProGraML's GGNN, our reproduction); ``rgine`` (ncc's
+relational GINE); ``graph-gbt`` (gradient-boosted trees on program-graph counts and the auxiliary inputs).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import shutil
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ncc.download import DataFile, fetch
+from ncc.errors import DatasetError, NccError
+from ncc.paths import cache_home, data_home
+from ncc.tasks.config import ConfigError
+from ncc.tasks.task import Task, TaskData
+
+logger = logging.getLogger(__name__)
+
+PLATFORMS = ("amd", "nvidia")
+PLATFORM_NAMES = {"amd": "AMD Tahiti 7970", "nvidia": "NVIDIA GTX 970"}
+#: The static mapping's device per platform (0 CPU, 1 GPU): the better single device on each.
+STATIC_DEVICE = {"amd": 0, "nvidia": 1}
+DEVICES = ("CPU", "GPU")
+PROTOCOLS = ("published", "grouped")
+SOURCES = ("original", "ncc-ir", "normalised")
+SEED = 204
+FEATURE_COLUMNS = ("comp", "rational", "mem", "localmem", "coalesced", "atomic")
+
+_ORIGIN = "https://raw.githubusercontent.com/ChrisCummins/paper-end2end-dl/df6fa690cbf18bdcab23f26c5832f36884f037b5"
+DATA_FILES = {
+    "amd": DataFile("devmap/cgo17-amd.csv", f"{_ORIGIN}/data/case-study-a/cgo17-amd.csv",
+                    "0076271192aa9a0a7c21aa9a637e34cd4460f8e21e756215dd23ffb2ae62dc62"),
+    "nvidia": DataFile("devmap/cgo17-nvidia.csv", f"{_ORIGIN}/data/case-study-a/cgo17-nvidia.csv",
+                       "095c1ccef333e0a65e0e70b3ebde0aef851b61528ec46496a5d1687905abd099"),
+}
+
+#: Published accuracy (%) and speedup per platform, with where and how each was measured.
+PUBLISHED = {
+    "static": ("DeepTune PACT'17", {"amd": (58.8, 1.0), "nvidia": (56.9, 1.0)}),
+    "grewe": ("NCC NeurIPS'18, published protocol", {"amd": (73.38, 2.91), "nvidia": (72.94, 1.26)}),
+    "deeptune": ("NCC NeurIPS'18, published protocol", {"amd": (83.68, 3.34), "nvidia": (80.29, 1.41)}),
+    "lstm": ("NCC NeurIPS'18, published protocol", {"amd": (82.79, 3.42), "nvidia": (81.76, 1.39)}),
+    "ggnn": ("ProGraML ICML'21, published protocol", {"amd": (86.6, None), "nvidia": (80.0, None)}),
+    "ir2vec": ("IR2Vec TACO'20, published protocol", {"amd": (92.82, None), "nvidia": (89.69, None)}),
+}
+
+__all__ = ["DevmapTable", "load_devmap", "grewe_features", "devmap_folds", "devmap_score", "devmap_modules",
+           "DevmapExperiment", "MODELS", "FAST_MODELS", "cross_validate", "reproduce_devmap", "DevmapTask", "PLATFORMS", "PROTOCOLS", "SOURCES"]
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+@dataclass(frozen=True)
+class DevmapTable:
+    """The rows of one platform, as arrays side by side.
+
+    Attributes:
+        platform: ``amd`` or ``nvidia``.
+        benchmark: ``str [N]``: ``<suite>-<program>-<kernel>``, the kernel (the group in ``grouped``).
+        dataset: ``str [N]``: the input size.
+        suite: ``str [N]``: the benchmark suite.
+        features: ``float64 [N, 6]``: Grewe et al.'s static counts (:data:`FEATURE_COLUMNS`).
+        transfer: ``float64 [N]``: bytes moved between host and device.
+        wgsize: ``float64 [N]``: work-group size.
+        label: ``int64 [N]``: the faster device, 0 CPU, 1 GPU.
+        runtime: ``float64 [N, 2]``: CPU and GPU run time.
+        src: ``str [N]``: DeepTune's normalised kernel source.
+    """
+
+    platform: str
+    benchmark: np.ndarray
+    dataset: np.ndarray
+    suite: np.ndarray
+    features: np.ndarray
+    transfer: np.ndarray
+    wgsize: np.ndarray
+    label: np.ndarray
+    runtime: np.ndarray
+    src: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    @property
+    def aux(self) -> np.ndarray:
+        """``float64 [N, 2]``: the auxiliary inputs, transfer and work-group size."""
+        return np.stack([self.transfer, self.wgsize], axis=1)
+
+
+def _suite(benchmark: str) -> str:
+    for suite in ("amd-app-sdk-3.0", "npb-3.3", "nvidia-4.2", "parboil-0.2", "polybench-gpu", "rodinia-3.1",
+                  "shoc-1.1.5"):
+        if benchmark.startswith(suite):
+            return suite
+    return benchmark.split("-", 1)[0]
+
+
+def load_devmap(platform: str, root: str | Path | None = None) -> DevmapTable:
+    """The 680 rows of a platform (``amd`` or ``nvidia``), downloaded first when absent.
+
+    Raises:
+        NccError: an unknown platform.
+        DatasetError: the file is unreadable or lacks a column.
+    """
+    if platform not in PLATFORMS:
+        raise NccError(f"unknown devmap platform {platform!r}; choose {' or '.join(PLATFORMS)}")
+    path = fetch(DATA_FILES[platform], root)
+    try:
+        with open(path, newline="", encoding="utf-8") as stream:
+            rows = list(csv.DictReader(stream))
+        benchmark = np.array([r["benchmark"] for r in rows])
+        table = DevmapTable(
+            platform=platform, benchmark=benchmark, dataset=np.array([r["dataset"] for r in rows]),
+            suite=np.array([_suite(b) for b in benchmark]),
+            features=np.array([[float(r[c]) for c in FEATURE_COLUMNS] for r in rows]),
+            transfer=np.array([float(r["transfer"]) for r in rows]), wgsize=np.array([float(r["wgsize"]) for r in rows]),
+            label=np.array([DEVICES.index(r["oracle"]) for r in rows], dtype=np.int64),
+            runtime=np.array([[float(r["runtime_cpu"]), float(r["runtime_gpu"])] for r in rows]),
+            src=np.array([r["src"] for r in rows], dtype=object))
+    except (KeyError, ValueError) as error:
+        raise DatasetError(f"not a devmap table: {error}", str(path)) from None
+    if not len(table):
+        raise DatasetError("no rows", str(path))
+    return table
+
+
+def grewe_features(table: DevmapTable) -> np.ndarray:
+    """Grewe et al.'s four features, ``float64 [N, 4]``, as DeepTune computes them.
+
+    F1 = transfer / (comp + mem), F2 = coalesced / mem, F3 = localmem / mem * wgsize, F4 = comp / mem
+    (a zero denominator gives 0).
+    """
+    comp, mem, localmem, coalesced = (table.features[:, FEATURE_COLUMNS.index(c)]
+                                      for c in ("comp", "mem", "localmem", "coalesced"))
+
+    def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.divide(a, b, out=np.zeros_like(a), where=b != 0)
+
+    return np.stack([ratio(table.transfer, comp + mem), ratio(coalesced, mem), ratio(localmem, mem) * table.wgsize,
+                     ratio(comp, mem)], axis=1)
+
+
+def devmap_folds(table: DevmapTable, protocol: str, n_splits: int = 10,
+                 seed: int = SEED) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train, test)`` row indices of each fold of a protocol (see the module docstring)."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    if protocol == "published":
+        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(len(table)), table.label))
+    if protocol == "grouped":
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(len(table)), table.label, groups=table.benchmark))
+    raise NccError(f"unknown devmap protocol {protocol!r}; choose {' or '.join(PROTOCOLS)}")
+
+
+def devmap_score(table: DevmapTable, rows: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """Accuracy (%) and mean speedup over the static mapping of predictions (0 CPU, 1 GPU) for rows."""
+    rows = np.asarray(rows)
+    predictions = np.asarray(predictions, dtype=np.int64)
+    runtime = table.runtime[rows]
+    static = runtime[:, STATIC_DEVICE[table.platform]]
+    chosen = runtime[np.arange(len(rows)), predictions]
+    return {"accuracy": float(100 * np.mean(predictions == table.label[rows])),
+            "speedup": float(np.mean(static / chosen))}
+
+
+def _ncc_ir_folder(progress: bool) -> Path:
+    """NCC's 2018 IR, unpacked once into the cache (atomically: a temporary folder renamed into place)."""
+    target = cache_home() / "devmap" / "ncc-ir"
+    if target.is_dir():
+        return target
+    archive = data_home() / "devmap" / "ncc" / "kernels_ir.tar.gz"
+    if not archive.is_file():
+        raise DatasetError("NCC's devmap IR is not in $NCC_DATA (it has no public origin to download from)",
+                           str(archive))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        with tarfile.open(archive) as stream:
+            stream.extractall(scratch, filter="data")
+        Path(scratch, "kernels_ir").rename(target) if not target.exists() else None
+    return target
+
+
+def devmap_modules(table: DevmapTable, source: str = "original", opt_level: int | str = 2,
+                   workers: int | None = None, clang: Any = None, progress: bool = True) -> tuple[list, dict[str, str]]:
+    """One IR module per row (None where the kernel failed) and ``{row key: reason}`` for the failures.
+
+    Args:
+        table: the rows.
+        source: ``original``, ``ncc-ir`` or ``normalised`` (see the module docstring).
+        opt_level: clang's optimisation level for sources.
+        workers, clang, progress: as for :func:`ncc.frontend.compile_batch`.
+    """
+    from ncc.frontend.kernel_defines import devmap_kernel_flags, devmap_source_fix
+    from ncc.tasks.opencl import KernelSource, kernel_modules
+
+    if source not in SOURCES:
+        raise NccError(f"unknown devmap source {source!r}; choose one of {', '.join(SOURCES)}")
+    keys = [f"{b}|{d}" for b, d in zip(table.benchmark, table.dataset)]
+    kernels: dict[str, KernelSource] = {}
+    if source == "ncc-ir":
+        folder = _ncc_ir_folder(progress)
+        for key, benchmark, dataset in zip(keys, table.benchmark, table.dataset):
+            path = folder / f"{benchmark}_{dataset}.ll"
+            kernels[key] = KernelSource(key, path if path.is_file() else folder / f"{benchmark}.ll")
+    elif source == "original":
+        folder = data_home() / "devmap" / "ncc" / "kernels_cl"
+        if not folder.is_dir():
+            raise DatasetError("the original kernel sources are not in $NCC_DATA; use source='normalised'",
+                               str(folder))
+        for key, benchmark, dataset in zip(keys, table.benchmark, table.dataset):
+            path = folder / f"{benchmark}_{dataset}.cl"
+            path = path if path.is_file() else folder / f"{benchmark}.cl"
+            text = path.read_text(errors="replace") if path.is_file() else None
+            fixed = devmap_source_fix(benchmark, text) if text is not None else None
+            kernels[key] = KernelSource(key, path, tuple(devmap_kernel_flags(benchmark, dataset)),
+                                        fixed if fixed != text else None)
+    else:
+        folder = cache_home() / "devmap" / "normalised"
+        folder.mkdir(parents=True, exist_ok=True)
+        from ncc.fileio import atomic_write
+
+        for key, benchmark, text in zip(keys, table.benchmark, table.src):
+            path = folder / f"{benchmark}.cl"
+            if not path.is_file() or path.read_text() != text:
+                atomic_write(path, text)
+            kernels[key] = KernelSource(key, path)
+    modules, failures = kernel_modules(list(kernels.values()), opt_level=opt_level, workers=workers, clang=clang,
+                                       progress=progress)
+    return [modules.get(key) for key in keys], failures
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+@dataclass
+class DevmapExperiment:
+    """One platform's rows with their graphs, and the settings every model of the table shares.
+
+    Attributes:
+        table: the rows.
+        graphs: one ProgramGraph per row (rows of the same kernel and flags share one object).
+        modules: the IR module of each row.
+        output: where fold runs and predictions are kept.
+        epochs: training epochs of the neural models.
+        source: where the graphs came from (for the table).
+        settings: extra trainer settings for the neural models (``load_config`` overrides).
+        model_kwargs: per model name, constructor arguments.
+        progress: show progress bars.
+    """
+
+    table: DevmapTable
+    graphs: list
+    modules: list
+    output: Path
+    epochs: int = 40
+    source: str = "original"
+    settings: dict = field(default_factory=dict)
+    model_kwargs: dict = field(default_factory=dict)
+    progress: bool = True
+    _embeddings: Any = None
+
+    @classmethod
+    def prepare(cls, platform: str, output: str | Path, source: str = "original", opt_level: int | str = 2,
+                workers: int | None = None, clang: Any = None, progress: bool = True, **kwargs: Any
+                ) -> "DevmapExperiment":
+        """Load a platform's rows, compile (cached) and build one graph per kernel.
+
+        Raises:
+            DatasetError: a kernel failed to compile (each is named, with its reason).
+        """
+        from ncc.graph import build
+
+        table = load_devmap(platform)
+        modules, failures = devmap_modules(table, source, opt_level, workers, clang, progress)
+        if failures:
+            listed = "; ".join(f"{key}: {reason}" for key, reason in sorted(failures.items())[:5])
+            raise DatasetError(f"{len(failures)} devmap kernels did not compile ({listed})")
+        graphs: dict[int, Any] = {}
+        for module in modules:
+            if id(module) not in graphs:
+                graphs[id(module)] = build(module, name=module.name)
+        return cls(table, [graphs[id(m)] for m in modules], modules, Path(output), source=source, progress=progress,
+                   **kwargs)
+
+    # -- inputs shared by several models --------------------------------------------------------
+    def aux_log(self) -> np.ndarray:
+        """``float32 [N, 2]``: log(1 + transfer), log(1 + wgsize), the neural models' auxiliary inputs."""
+        return np.log1p(self.table.aux).astype(np.float32)
+
+    def validation_split(self, train: np.ndarray, protocol: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """A training fold cut into (fit, validation) rows, grouped by kernel under ``grouped``."""
+        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+        labels = self.table.label[train]
+        if protocol == "grouped":
+            splitter = StratifiedGroupKFold(n_splits=9, shuffle=True, random_state=seed)
+            fit, val = next(splitter.split(train, labels, groups=self.table.benchmark[train]))
+        else:
+            fit, val = next(StratifiedKFold(n_splits=9, shuffle=True, random_state=seed).split(train, labels))
+        return train[fit], train[val]
+
+    def embeddings(self):
+        """inst2vec embeddings trained (without labels) on this platform's kernels, once, cached."""
+        from ncc.embeddings.skipgram import Embeddings
+        from ncc.embeddings.train import embed
+
+        folder = self.output / f"inst2vec-{self.source}"
+        if self._embeddings is None:
+            if (folder / "embeddings.npy").is_file():
+                self._embeddings = Embeddings.load(folder)
+            else:
+                scratch = self.output / "inst2vec-ir"
+                scratch.mkdir(parents=True, exist_ok=True)
+                files = []
+                for module in {id(m): m for m in self.modules}.values():
+                    path = scratch / f"{hashlib.sha256(module.text.encode()).hexdigest()[:16]}.ll"
+                    if not path.is_file():
+                        path.write_text(module.text)
+                    files.append((module.name, str(path)))
+                self._embeddings = embed([], folder, ir_files=files, progress=self.progress).embeddings
+        return self._embeddings
+
+
+Predictor = Callable[[DevmapExperiment, np.ndarray, np.ndarray, str, int, Path], np.ndarray]
+
+
+def _static(experiment: DevmapExperiment, train, test, protocol, seed, folder) -> np.ndarray:
+    return np.full(len(test), STATIC_DEVICE[experiment.table.platform], dtype=np.int64)
+
+
+def _trees(features: np.ndarray, experiment: DevmapExperiment, train, test, seed) -> np.ndarray:
+    from ncc.tasks.opencl import gradient_boosting
+
+    model = gradient_boosting(seed).fit(features[train], experiment.table.label[train])
+    return model.predict(features[test])
+
+
+def _aux(experiment: DevmapExperiment, train, test, protocol, seed, folder) -> np.ndarray:
+    return _trees(experiment.table.aux, experiment, train, test, seed)
+
+
+def _random(experiment: DevmapExperiment, train, test, protocol, seed, folder) -> np.ndarray:
+    vectors = np.stack([np.random.default_rng([seed, int(hashlib.sha256(b.encode()).hexdigest()[:8], 16)]).normal(size=8)
+                        for b in experiment.table.benchmark])
+    return _trees(np.concatenate([vectors, experiment.table.aux], axis=1), experiment, train, test, seed)
+
+
+def _grewe(experiment: DevmapExperiment, train, test, protocol, seed, folder) -> np.ndarray:
+    from sklearn.tree import DecisionTreeClassifier
+
+    features = grewe_features(experiment.table)
+    model = DecisionTreeClassifier(random_state=SEED, splitter="best", criterion="entropy")
+    return model.fit(features[train], experiment.table.label[train]).predict(features[test])
+
+
+def _graph_gbt(experiment: DevmapExperiment, train, test, protocol, seed, folder) -> np.ndarray:
+    from ncc.tasks.opencl import GraphFeatures
+
+    graphs = experiment.graphs
+    columns = GraphFeatures().fit(graphs[i] for i in train)
+    features = np.concatenate([columns.transform(graphs), experiment.table.aux], axis=1)
+    return _trees(features, experiment, train, test, seed)
+
+
+def _neural(name: str) -> Predictor:
+    def predict(experiment: DevmapExperiment, train, test, protocol, seed, folder) -> np.ndarray:
+        from ncc.embeddings.node_vocabulary import NodeVocabulary
+        from ncc.tasks.datasets import Example
+        from ncc.tasks.opencl import StatementIds, fit_predict_graph_model
+
+        graphs, labels, aux = experiment.graphs, experiment.table.label, experiment.aux_log()
+        fit, val = experiment.validation_split(train, protocol, seed)
+        kwargs = dict(experiment.model_kwargs.get(name, {}))
+        if name == "lstm":
+            embeddings = experiment.embeddings()
+            encoder = StatementIds(embeddings, zip(graphs, experiment.modules))
+            kwargs.setdefault("pretrained_embeddings", embeddings.feature_matrix())
+        else:
+            encoder = NodeVocabulary().fit(graphs[i] for i in fit)
+
+        def examples(rows):
+            return [Example(graphs[i], int(labels[i]), aux[i], name=experiment.table.benchmark[i]) for i in rows]
+
+        settings = {"epochs": experiment.epochs, "patience": max(5, experiment.epochs // 4), "data.batch_size": 32,
+                    **experiment.settings}
+        logits = fit_predict_graph_model(name, examples(fit), examples(val), examples(test), encoder, 2, folder,
+                                         task="devmap", aux_dim=2, model_kwargs=kwargs, settings=settings,
+                                         seed=seed, progress=False)
+        return logits.argmax(axis=1)
+
+    return predict
+
+
+#: Row name -> (what it reads, predictor).
+MODELS: dict[str, tuple[str, Predictor]] = {
+    "static": ("nothing", _static),
+    "aux": ("transfer, wgsize", _aux),
+    "random": ("random kernel vector + aux", _random),
+    "grewe": ("Grewe et al.'s 4 features", _grewe),
+    "graph-gbt": ("graph counts + aux", _graph_gbt),
+    "lstm": ("inst2vec statements + aux", _neural("lstm")),
+    "ggnn": ("program graph + aux", _neural("ggnn")),
+    "rgine": ("program graph + aux", _neural("rgine")),
+}
+FAST_MODELS = ("static", "aux", "random", "grewe", "graph-gbt")
+
+
+def cross_validate(experiment: DevmapExperiment, model: str, protocol: str, seed: int = 0,
+                   folds: Sequence[int] | None = None) -> np.ndarray:
+    """Out-of-fold predictions of a model for every row (``-1`` for rows of folds not run).
+
+    Finished folds are kept in ``<output>/<protocol>/<platform>/<model>-seed<k>/fold-<i>.npy`` and reused.
+    """
+    from ncc.fileio import atomic_write
+
+    if model not in MODELS:
+        raise NccError(f"unknown devmap model {model!r}; choose one of {', '.join(MODELS)}")
+    predictor = MODELS[model][1]
+    table = experiment.table
+    folder = experiment.output / protocol / table.platform / f"{model}-seed{seed}"
+    predictions = np.full(len(table), -1, dtype=np.int64)
+    for index, (train, test) in enumerate(devmap_folds(table, protocol)):
+        if folds is not None and index not in folds:
+            continue
+        path = folder / f"fold-{index}.npy"
+        if path.is_file():
+            predictions[test] = np.load(path)
+            continue
+        started = time.perf_counter()
+        predicted = np.asarray(predictor(experiment, train, test, protocol, seed, folder / f"run-{index}"),
+                               dtype=np.int64)
+        atomic_write(path, lambda stream: np.save(stream, predicted), "wb")
+        predictions[test] = predicted
+        logger.info("devmap %s %s %s seed %d fold %d: %.1f%% in %.1f s", protocol, table.platform, model, seed,
+                    index, 100 * np.mean(predicted == table.label[test]), time.perf_counter() - started)
+    return predictions
+
+
+def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS + ("ggnn",),
+                     protocols: Sequence[str] = PROTOCOLS, platforms: Sequence[str] = PLATFORMS,
+                     seeds: Sequence[int] = (0,), source: str = "original", epochs: int = 40,
+                     folds: Sequence[int] | None = None, workers: int | None = None, clang: Any = None,
+                     progress: bool = True) -> list[dict]:
+    """Run every (protocol, platform, model, seed) and write ``devmap.csv`` / ``devmap.md`` to ``output``.
+
+    Returns:
+        One row per (protocol, model): accuracy and speedup per platform (mean and standard deviation
+        over the seeds), and the published figures beside them.
+    """
+    from tqdm import tqdm
+
+    from ncc.tasks.opencl import write_table
+
+    output = Path(output)
+    for name in models:
+        if name not in MODELS:
+            raise NccError(f"unknown devmap model {name!r}; choose one of {', '.join(MODELS)}")
+    experiments = {platform: DevmapExperiment.prepare(platform, output, source=source, workers=workers, clang=clang,
+                                                      progress=progress, epochs=epochs) for platform in platforms}
+    runs = [(p, pl, m, s) for p in protocols for m in models for pl in platforms
+            for s in (seeds if m not in ("static",) else seeds[:1])]
+    scores: dict[tuple[str, str, str], list[dict]] = {}
+    bar = tqdm(runs, desc="devmap", unit="run", disable=not progress)
+    for protocol, platform, model, seed in bar:
+        bar.set_postfix_str(f"{protocol} {platform} {model} seed {seed}")
+        experiment = experiments[platform]
+        predictions = cross_validate(experiment, model, protocol, seed, folds)
+        rows = np.flatnonzero(predictions >= 0)
+        scores.setdefault((protocol, model, platform), []).append(
+            devmap_score(experiment.table, rows, predictions[rows]))
+    table_rows = []
+    for protocol in protocols:
+        for model in models:
+            row = {"protocol": protocol, "model": model, "reads": MODELS[model][0],
+                   "graphs": source if model in ("graph-gbt", "lstm", "ggnn", "rgine") else ""}
+            for platform in platforms:
+                values = scores[(protocol, model, platform)]
+                for metric in ("accuracy", "speedup"):
+                    numbers = np.array([v[metric] for v in values])
+                    row[f"{platform}_{metric}"] = float(numbers.mean())
+                    row[f"{platform}_{metric}_std"] = float(numbers.std()) if len(numbers) > 1 else float("nan")
+                row["seeds"] = len(values)
+            published = PUBLISHED.get(model)
+            if published and protocol == "published":
+                row["published"] = "; ".join(f"{p} {published[1][p][0]}" for p in platforms) + f" ({published[0]})"
+            table_rows.append(row)
+    columns = ["protocol", "model", "reads", "graphs"] + [f"{p}_{m}{s}" for p in platforms
+                                                         for m in ("accuracy", "speedup") for s in ("", "_std")] \
+        + ["seeds", "published"]
+    write_table(table_rows, columns, output / "devmap")
+    return table_rows
+
+
+# ------------------------------------------------------------------------------------ the trainer's task
+
+@dataclass(frozen=True)
+class DevmapOptions:
+    """Options of ``ncc train devmap`` (the ``[task]`` table of a configuration).
+
+    Attributes:
+        platform: ``amd`` or ``nvidia``.
+        protocol: ``published`` or ``grouped``.
+        source: ``original``, ``ncc-ir`` or ``normalised``.
+        fold: the fold to train (0-9), or -1 for all ten, one after the other.
+    """
+
+    platform: str = "amd"
+    protocol: str = "grouped"
+    source: str = "original"
+    fold: int = -1
+
+    def check(self, prefix: str = "task.", source: str | None = None) -> None:
+        for key, choices in (("platform", PLATFORMS), ("protocol", PROTOCOLS), ("source", SOURCES)):
+            if getattr(self, key) not in choices:
+                raise ConfigError(f"{prefix}{key}: must be one of {', '.join(choices)}, got {getattr(self, key)!r}",
+                                  source)
+        if not -1 <= self.fold <= 9:
+            raise ConfigError(f"{prefix}fold: must be -1 (all) or 0-9, got {self.fold}", source)
+
+
+class DevmapTask(Task):
+    """CPU-or-GPU classification of OpenCL kernels; ``ncc train devmap`` runs the folds of one platform."""
+
+    name = "devmap"
+    description = "heterogeneous device mapping (CPU or GPU), 10-fold cross-validation"
+    options_class = DevmapOptions
+    level = "graph"
+    metric_names = ("accuracy", "f1", "loss")
+    monitor = "accuracy"
+
+    def prepare(self, config, progress: bool = True, encoder: Any = None) -> TaskData:
+        """Not used: devmap trains fold by fold through :meth:`run` (the trainer gets each fold's data)."""
+        raise NccError("devmap trains fold by fold: use ncc train devmap (or ncc.tasks.devmap.cross_validate)")
+
+    def run(self, config) -> dict:
+        """Cross-validate ``config.model.name`` on the configured platform, protocol and folds.
+
+        Returns:
+            ``{"accuracy", "speedup", "folds", "output"}``.
+        """
+        options = self.check_options(config.task_options)
+        if config.model.name not in MODELS:
+            raise ConfigError(f"model.name: devmap has no model {config.model.name!r}; choose one of "
+                              f"{', '.join(MODELS)}")
+        output = Path(config.output or f"runs/devmap-{config.model.name}")
+        settings = {"optimizer.lr": config.optimizer.lr, "data.batch_size": config.data.batch_size,
+                    "device": config.device}
+        experiment = DevmapExperiment.prepare(options.platform, output, source=options.source,
+                                              workers=config.data.workers or None, progress=config.progress,
+                                              epochs=config.epochs, settings=settings,
+                                              model_kwargs={config.model.name: dict(config.model.kwargs)})
+        folds = None if options.fold < 0 else [options.fold]
+        predictions = cross_validate(experiment, config.model.name, options.protocol, config.seed, folds)
+        rows = np.flatnonzero(predictions >= 0)
+        score = devmap_score(experiment.table, rows, predictions[rows])
+        return {**score, "rows": int(len(rows)), "output": str(output)}

@@ -1,0 +1,253 @@
+"""What the two OpenCL tasks (device mapping, thread coarsening) share.
+
+* :func:`kernel_modules`: compile kernel sources with ncc's frontend (cached) or read NCC's IR, one
+  :class:`~ncc.frontend.IRModule` per kernel key, failures listed and never fatal for the others.
+* :class:`GraphFeatures`: fixed-length numeric features of a program graph (node-text counts and
+  per-flow edge counts), for tree models that read the code.
+* :class:`StatementIds`: inst2vec statement ids as a feature encoder for graph datasets.
+* :func:`fit_predict_graph_model`: train one of :mod:`ncc.models` with the trainer on a fold's
+  examples (validation split for early stopping drawn from the training fold) and return test logits.
+* :func:`write_table`: a results table as CSV and Markdown.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ncc.fileio import atomic_write
+from ncc.frontend.ir import IRModule, drop_unused_kernel_copies
+from ncc.graph.program_graph import EDGE_FLOWS, ProgramGraph
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["KernelSource", "kernel_modules", "GraphFeatures", "StatementIds", "fit_predict_graph_model",
+           "write_table", "markdown_table", "gradient_boosting"]
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """One kernel to compile.
+
+    Attributes:
+        key: the name results are keyed by (e.g. ``<benchmark>|<dataset>``).
+        path: the ``.cl`` file (or ``.ll`` for IR read as it is).
+        flags: clang flags for this kernel.
+        text: source text to compile instead of the file's (e.g. a repaired or normalised source).
+    """
+
+    key: str
+    path: Path
+    flags: tuple[str, ...] = ()
+    text: str | None = None
+
+
+def kernel_modules(kernels: Sequence[KernelSource], opt_level: int | str = 2, workers: int | None = None,
+                   clang: Any = None, cache_dir: str | Path | None = None,
+                   progress: bool = True) -> tuple[dict[str, IRModule], dict[str, str]]:
+    """IR modules of kernels, compiled through the batch compiler's cache or read from ``.ll`` files.
+
+    Kernels that share flags are compiled in one batch. clang's uncalled ``__clang_ocl_kern_imp_``
+    copies are dropped (see :func:`ncc.frontend.ir.drop_unused_kernel_copies`).
+
+    Returns:
+        ``(modules, failures)``: key -> module, and key -> one-line reason for every kernel that failed.
+    """
+    from ncc.frontend import compile_batch, load
+    from ncc.errors import NccError
+
+    modules: dict[str, IRModule] = {}
+    failures: dict[str, str] = {}
+    groups: dict[tuple[str, ...], list[KernelSource]] = {}
+    for kernel in kernels:
+        if kernel.path.suffix == ".ll":
+            try:
+                modules[kernel.key] = load(kernel.path)
+            except NccError as error:
+                failures[kernel.key] = str(error)
+        else:
+            groups.setdefault(kernel.flags, []).append(kernel)
+    for flags, members in groups.items():
+        by_path: dict[Path, list[KernelSource]] = {}
+        for kernel in members:
+            by_path.setdefault(kernel.path, []).append(kernel)
+        texts = {str(path): group[0].text for path, group in by_path.items() if group[0].text is not None}
+        result = compile_batch(list(by_path), language="opencl", opt_level=opt_level, flags=flags, workers=workers,
+                               cache_dir=cache_dir, progress=progress, clang=clang,
+                               source_transform=(lambda path, text: texts.get(str(path), text)) if texts else None)
+        for entry in result.entries:
+            module = drop_unused_kernel_copies(entry.module())
+            for kernel in by_path[Path(entry.path)]:
+                modules[kernel.key] = module
+        for failure in result.failures:
+            for kernel in by_path[Path(failure.path)]:
+                failures[kernel.key] = failure.reason
+    return modules, failures
+
+
+class GraphFeatures:
+    """Counts of node texts and of edges per flow, as a fixed-length vector (scikit-learn style).
+
+    ``fit`` keeps the node texts seen in at least ``min_graphs`` training graphs; ``transform`` gives
+    each graph the counts of those texts (instructions by opcode, variables and constants by type), the
+    number of nodes of each type and of edges of each flow, and the log of the node count. Intended for
+    gradient-boosted trees beside the auxiliary inputs.
+
+    Attributes:
+        texts_: the node texts kept, in column order.
+        names_: a name per column.
+    """
+
+    def __init__(self, min_graphs: int = 2):
+        self.min_graphs = min_graphs
+
+    def fit(self, graphs: Iterable[ProgramGraph]) -> "GraphFeatures":
+        seen: Counter = Counter()
+        for graph in graphs:
+            seen.update(set(graph.node_text.tolist()))
+        self.texts_ = sorted(text for text, count in seen.items() if count >= self.min_graphs)
+        self.names_ = ([f"text:{t}" for t in self.texts_] + [f"nodes:{k}" for k in ("instruction", "variable", "constant")]
+                       + [f"edges:{f}" for f in EDGE_FLOWS] + ["log_nodes"])
+        return self
+
+    def transform(self, graphs: Sequence[ProgramGraph]) -> np.ndarray:
+        """``float32 [len(graphs), len(names_)]``."""
+        index = {text: i for i, text in enumerate(self.texts_)}
+        width = len(self.texts_)
+        rows = np.zeros((len(graphs), len(self.names_)), dtype=np.float32)
+        cache: dict[int, np.ndarray] = {}
+        for r, graph in enumerate(graphs):
+            if id(graph) not in cache:
+                row = np.zeros(len(self.names_), dtype=np.float32)
+                for text, count in Counter(graph.node_text.tolist()).items():
+                    if text in index:
+                        row[index[text]] = count
+                row[width:width + 3] = np.bincount(graph.node_type.astype(np.int64), minlength=3)[:3]
+                row[width + 3:width + 6] = np.bincount(graph.edge_flow.astype(np.int64), minlength=3)[:3]
+                row[-1] = np.log1p(graph.num_nodes)
+                cache[id(graph)] = row
+            rows[r] = cache[id(graph)]
+        return rows
+
+
+class StatementIds:
+    """inst2vec statement ids per node, as a feature encoder for :class:`~ncc.tasks.datasets.ProgramGraphDataset`.
+
+    The ids of a graph need its module's struct types, so they are computed up front from
+    ``(graph, module)`` pairs and looked up by graph identity.
+
+    Args:
+        embeddings: trained :class:`~ncc.embeddings.skipgram.Embeddings`.
+        pairs: ``(graph, module)`` of every graph that will be transformed.
+    """
+
+    def __init__(self, embeddings: Any, pairs: Iterable[tuple[ProgramGraph, IRModule]]):
+        from ncc.embeddings.normalise import module_statements
+
+        self.embeddings = embeddings
+        self._ids: dict[int, np.ndarray] = {}
+        self._graphs: list[ProgramGraph] = []  # keeps the ids' keys alive
+        for graph, module in pairs:
+            if id(graph) not in self._ids:
+                _, statements = module_statements(module, graph)
+                self._ids[id(graph)] = embeddings.ids_for_graph(graph, statements)
+                self._graphs.append(graph)
+
+    def __len__(self) -> int:
+        return len(self.embeddings.feature_matrix())
+
+    def transform(self, graph: ProgramGraph) -> np.ndarray:
+        try:
+            return self._ids[id(graph)]
+        except KeyError:
+            raise KeyError(f"StatementIds has no statements for graph {graph.module_name!r}") from None
+
+    def digest(self) -> str:
+        hasher = hashlib.sha256(self.embeddings.matrix.tobytes())
+        hasher.update(json.dumps(self.embeddings.vocabulary.tokens_).encode())
+        return hasher.hexdigest()
+
+
+def gradient_boosting(seed: int) -> Any:
+    """The gradient-boosted trees every tree row of the tables uses (scikit-learn, fixed settings)."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    return GradientBoostingClassifier(n_estimators=200, max_depth=3, learning_rate=0.1, subsample=0.8,
+                                      random_state=seed)
+
+
+def fit_predict_graph_model(model: str, train: Sequence[Any], val: Sequence[Any], test: Sequence[Any],
+                            encoder: Any, num_classes: int, output: Path, task: str, aux_dim: int = 0,
+                            model_kwargs: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None,
+                            seed: int = 0, progress: bool = False) -> np.ndarray:
+    """Train a model of :mod:`ncc.models` on examples with ncc's trainer and return its test logits.
+
+    A finished run in ``output`` (its ``report.json`` and ``best.pt``) is reused, so a cross-validation
+    that was stopped resumes at the first unfinished fold.
+
+    Args:
+        model: ``ggnn``, ``lstm``, ``rgine``, ...
+        train, val, test: :class:`~ncc.tasks.datasets.Example` lists; ``val`` decides early stopping
+            and the best epoch.
+        encoder: the feature encoder (fitted on ``train`` only).
+        num_classes: classes.
+        output: the run folder.
+        task: the registered task name the checkpoint records.
+        aux_dim: auxiliary inputs per example.
+        model_kwargs: model constructor arguments.
+        settings: trainer settings as ``load_config`` overrides (``epochs``, ``optimizer.lr`` ...).
+        seed: the training seed.
+
+    Returns:
+        ``float32 [len(test), num_classes]``.
+    """
+    from ncc.tasks.config import load_config
+    from ncc.tasks.datasets import ExampleSource, ProgramGraphDataset
+    from ncc.tasks.task import TaskData
+    from ncc.tasks.training import BEST_FILE, REPORT_FILE, predict, train
+
+    output = Path(output)
+    datasets = {name: ProgramGraphDataset(output.parent / "processed", ExampleSource(examples), encoder, name=name)
+                for name, examples in (("train", train), ("val", val), ("test", test))}
+    if not ((output / REPORT_FILE).is_file() and (output / BEST_FILE).is_file()):
+        overrides = {"task": task, "model.name": model, "seed": seed, "output": str(output), "progress": progress,
+                     "device": "auto", "resume": (output / "checkpoint.pt").is_file()}
+        overrides.update({f"model.{k}": v for k, v in (model_kwargs or {}).items()})
+        overrides.update(settings or {})
+        config = load_config(None, overrides)
+        data = TaskData(splits=datasets, encoder=encoder, num_classes=num_classes, aux_dim=aux_dim,
+                        info={split: len(d) for split, d in datasets.items()})
+        train(config, task_data=data)
+    return predict(output / BEST_FILE, datasets["test"])
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A Markdown table of rows (floats with 2 decimals, or 3 for values below 10)."""
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "" if np.isnan(value) else f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+        return "" if value is None else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], stem: str | Path) -> tuple[Path, Path]:
+    """Write rows as ``<stem>.csv`` and ``<stem>.md`` (atomically); returns both paths."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    stem = Path(stem)
+    return (atomic_write(stem.with_suffix(".csv"), buffer.getvalue()),
+            atomic_write(stem.with_suffix(".md"), markdown_table(rows, columns)))
