@@ -63,6 +63,10 @@ from ncc.tasks.devmap import DevmapTask  # noqa: E402
 
 register_task(DevmapTask())
 
+from ncc.tasks.threadcoarsening import ThreadCoarseningTask  # noqa: E402
+
+register_task(ThreadCoarseningTask())
+
 __all__ = ["TASKS", "Task", "TaskData", "register_task", "get_task", "train", "evaluate", "TrainConfig",
            "ModelConfig", "OptimizerConfig", "DataConfig", "ConfigError", "load_config", "classification_metrics",
-           "LoopsTask", "DevmapTask"]
+           "LoopsTask", "DevmapTask", "ThreadCoarseningTask"]
