@@ -6,8 +6,9 @@ Commands:
     ncc compile SRC... -o DIR                   C / C++ / OpenCL sources to LLVM IR (.ll), cached
     ncc graph INPUT... -o DIR --format FMT      sources or .ll/.bc files to program graphs
     ncc embed CORPUS... -o DIR                  train inst2vec statement embeddings on a corpus
-    ncc train TASK --model NAME [--config FILE] train a model on a task (loops, ...); --resume continues
+    ncc train TASK --model NAME [--config FILE] train a model on a task (loops, devmap, threadcoarsening)
     ncc evaluate CHECKPOINT [DATA]              metrics of a trained model on a split or on files
+    ncc reproduce devmap|threadcoarsening       run the rows of a paper table and print it
 
 Training runs on the GPU when there is one (mixed precision), else the CPU; under
 `torchrun --nproc_per_node N $(which ncc) train ...` it runs data-parallel over N processes.
@@ -135,21 +136,33 @@ def embed(corpus, output_dir, context_size, dim, epochs, min_count, vocabulary, 
 @click.option("--seed", type=int, default=None, help="Seed of initialisation and shuffling.")
 @click.option("--output", "-o", default=None, help="Run folder (checkpoints, logs, report.json).")
 @click.option("--resume", is_flag=True, default=None, help="Continue the run in --output.")
+@click.option("--platform", default=None, help="The task's platform (devmap: amd, nvidia; threadcoarsening: "
+              "cypress, tahiti, fermi, kepler).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Any other setting, e.g. model.steps=4 or task.programs=200 (repeatable).")
+              help="Any other setting, e.g. model.steps=4 or task.protocol=published (repeatable).")
 def train_command(task, model, config_file, epochs, lr, batch_size, node_budget, device, seed, output, resume,
-                  settings):
-    """Train a model on a task; writes checkpoints, TensorBoard logs and report.json."""
-    from ncc.tasks import load_config, train
+                  platform, settings):
+    """Train a model on a task; writes checkpoints, TensorBoard logs and report.json.
+
+    devmap and threadcoarsening cross-validate: every fold is a run of its own under --output, and
+    finished folds are kept, so running the same command again continues where it stopped.
+    """
+    from ncc.tasks import get_task, load_config, train
     from ncc.tasks.config import parse_value
 
     overrides = {"task": task, "model.name": model, "epochs": epochs, "optimizer.lr": lr,
                  "data.batch_size": batch_size, "data.node_budget": node_budget, "device": device, "seed": seed,
-                 "output": output, "resume": resume}
+                 "output": output, "resume": resume, "task.platform": platform}
     for setting in settings:
         key, _, value = setting.partition("=")
         overrides[key.strip()] = parse_value(value.strip())
-    result = train(load_config(config_file, overrides))
+    config = load_config(config_file, overrides)
+    runner = getattr(get_task(config.task), "run", None)
+    if runner is not None:
+        result = runner(config)
+        click.echo(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
+        return
+    result = train(config)
     click.echo(_metrics_line(f"{result.output_dir}: best epoch {result.report['metrics']['best_epoch']}",
                              result.report["metrics"]))
 
@@ -171,6 +184,61 @@ def evaluate_command(checkpoint, data, device, batch_size, as_json):
         click.echo(json.dumps(result, indent=2))
     else:
         click.echo(_metrics_line(f"{result['data']}: {result['graphs']} graphs", {"": result["metrics"]}))
+
+
+@cli.command("reproduce")
+@click.argument("task", type=click.Choice(["devmap", "threadcoarsening"]))
+@click.option("--models", default=None,
+              help="Comma-separated rows, or 'all' (default: the rows that finish on a CPU in minutes).")
+@click.option("--platform", "platforms", multiple=True, help="Only these platforms (repeatable).")
+@click.option("--protocol", "protocols", multiple=True, type=click.Choice(["published", "grouped"]),
+              help="devmap: only these protocols (repeatable; default both).")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds per row (0, 1, ...).")
+@click.option("--source", type=click.Choice(["original", "ncc-ir", "normalised"]), default="original",
+              show_default=True, help="Kernel IR: ncc-compiled originals, NCC's 2018 IR, or the normalised sources.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs of the neural rows.")
+@click.option("--folds", default=None, help="Comma-separated fold numbers to run (a quick look; default all).")
+@click.option("--output", "-o", default=None, help="Folder for runs and the table (default results/TASK).")
+@_workers_option
+@_clang_option
+def reproduce_command(task, models, platforms, protocols, seeds, source, epochs, folds, output, workers, clang):
+    """Run every row of the TASK's table on the same folds, print it, and save it as CSV and Markdown.
+
+    Finished folds are kept under --output, so an interrupted run continues where it stopped.
+    """
+    from pathlib import Path
+
+    if task == "devmap":
+        from ncc.tasks import devmap as module
+
+        run, fast = module.reproduce_devmap, module.FAST_MODELS
+        extra = {"protocols": protocols or module.PROTOCOLS}
+    else:
+        from ncc.tasks import threadcoarsening as module
+
+        run, fast = module.reproduce_threadcoarsening, module.FAST_MODELS
+        extra = {}
+        if protocols:
+            raise click.UsageError("--protocol applies to devmap only")
+    names = list(fast) if models is None else list(module.MODELS) if models == "all" else \
+        [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in names if m not in module.MODELS]
+    if unknown:
+        raise click.UsageError(f"unknown {task} row {unknown[0]!r}; choose from {', '.join(module.MODELS)} or all")
+    for platform in platforms:
+        if platform not in module.PLATFORMS:
+            raise click.UsageError(f"unknown {task} platform {platform!r}; choose from {', '.join(module.PLATFORMS)}")
+    try:
+        fold_list = None if folds is None else [int(f) for f in folds.split(",")]
+    except ValueError:
+        raise click.UsageError(f"--folds: expected comma-separated numbers, got {folds!r}") from None
+    output = Path(output or f"results/{task}")
+    if epochs is not None:
+        extra["epochs"] = epochs
+    run(output, models=names, platforms=platforms or module.PLATFORMS, seeds=list(range(seeds)), source=source,
+        folds=fold_list, workers=workers, clang=clang, **extra)
+    click.echo((output / f"{task}.md").read_text(), nl=False)
+    click.echo(f"saved: {output / task}.csv, {output / task}.md")
 
 
 def _metrics_line(head: str, metrics: dict) -> str:

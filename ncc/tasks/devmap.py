@@ -54,8 +54,8 @@ logger = logging.getLogger(__name__)
 
 PLATFORMS = ("amd", "nvidia")
 PLATFORM_NAMES = {"amd": "AMD Tahiti 7970", "nvidia": "NVIDIA GTX 970"}
-#: The static mapping's device per platform (0 CPU, 1 GPU): the better single device on each.
-STATIC_DEVICE = {"amd": 0, "nvidia": 1}
+#: The static mapping (0 CPU, 1 GPU), as DeepTune defines it.
+STATIC_DEVICE = {"amd": 0, "nvidia": 1}  # the majority (oracle) device of each platform
 DEVICES = ("CPU", "GPU")
 PROTOCOLS = ("published", "grouped")
 SOURCES = ("original", "ncc-ir", "normalised")
@@ -408,10 +408,11 @@ def _neural(name: str) -> Predictor:
         graphs, labels, aux = experiment.graphs, experiment.table.label, experiment.aux_log()
         fit, val = experiment.validation_split(train, protocol, seed)
         kwargs = dict(experiment.model_kwargs.get(name, {}))
+        pretrained = None
         if name == "lstm":
             embeddings = experiment.embeddings()
             encoder = StatementIds(embeddings, zip(graphs, experiment.modules))
-            kwargs.setdefault("pretrained_embeddings", embeddings.feature_matrix())
+            pretrained = embeddings.feature_matrix()
         else:
             encoder = NodeVocabulary().fit(graphs[i] for i in fit)
 
@@ -422,7 +423,7 @@ def _neural(name: str) -> Predictor:
                     **experiment.settings}
         logits = fit_predict_graph_model(name, examples(fit), examples(val), examples(test), encoder, 2, folder,
                                          task="devmap", aux_dim=2, model_kwargs=kwargs, settings=settings,
-                                         seed=seed, progress=False)
+                                         pretrained=pretrained, seed=seed, progress=False)
         return logits.argmax(axis=1)
 
     return predict

@@ -188,7 +188,7 @@ def gradient_boosting(seed: int) -> Any:
 def fit_predict_graph_model(model: str, train: Sequence[Any], val: Sequence[Any], test: Sequence[Any],
                             encoder: Any, num_classes: int, output: Path, task: str, aux_dim: int = 0,
                             model_kwargs: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None,
-                            seed: int = 0, progress: bool = False) -> np.ndarray:
+                            pretrained: np.ndarray | None = None, seed: int = 0, progress: bool = False) -> np.ndarray:
     """Train a model of :mod:`ncc.models` on examples with ncc's trainer and return its test logits.
 
     A finished run in ``output`` (its ``report.json`` and ``best.pt``) is reused, so a cross-validation
@@ -205,6 +205,8 @@ def fit_predict_graph_model(model: str, train: Sequence[Any], val: Sequence[Any]
         aux_dim: auxiliary inputs per example.
         model_kwargs: model constructor arguments.
         settings: trainer settings as ``load_config`` overrides (``epochs``, ``optimizer.lr`` ...).
+        pretrained: a ``[V, D]`` node-feature matrix (inst2vec's) the model starts from; the checkpoint
+            holds it as weights, so only training needs it.
         seed: the training seed.
 
     Returns:
@@ -213,21 +215,30 @@ def fit_predict_graph_model(model: str, train: Sequence[Any], val: Sequence[Any]
     from ncc.tasks.config import load_config
     from ncc.tasks.datasets import ExampleSource, ProgramGraphDataset
     from ncc.tasks.task import TaskData
-    from ncc.tasks.training import BEST_FILE, REPORT_FILE, predict, train
+    from ncc.tasks import training
 
     output = Path(output)
-    datasets = {name: ProgramGraphDataset(output.parent / "processed", ExampleSource(examples), encoder, name=name)
-                for name, examples in (("train", train), ("val", val), ("test", test))}
-    if not ((output / REPORT_FILE).is_file() and (output / BEST_FILE).is_file()):
+    datasets = {split: ProgramGraphDataset(output.parent / "processed", ExampleSource(items), encoder, name=split)
+                for split, items in (("train", train), ("val", val), ("test", test))}
+    if not ((output / training.REPORT_FILE).is_file() and (output / training.BEST_FILE).is_file()):
         overrides = {"task": task, "model.name": model, "seed": seed, "output": str(output), "progress": progress,
                      "device": "auto", "resume": (output / "checkpoint.pt").is_file()}
-        overrides.update({f"model.{k}": v for k, v in (model_kwargs or {}).items()})
+        kwargs = dict(model_kwargs or {})
+        if pretrained is not None:
+            kwargs["embedding_dim"] = int(pretrained.shape[1])
+        overrides.update({f"model.{k}": v for k, v in kwargs.items()})
         overrides.update(settings or {})
         config = load_config(None, overrides)
         data = TaskData(splits=datasets, encoder=encoder, num_classes=num_classes, aux_dim=aux_dim,
                         info={split: len(d) for split, d in datasets.items()})
-        train(config, task_data=data)
-    return predict(output / BEST_FILE, datasets["test"])
+        factory = None
+        if pretrained is not None:
+            from ncc.models import build_model
+
+            def factory(name: str, **arguments: Any):
+                return build_model(name, pretrained_embeddings=pretrained, **arguments)
+        training.train(config, task_data=data, model_factory=factory)
+    return training.predict(output / training.BEST_FILE, datasets["test"])
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

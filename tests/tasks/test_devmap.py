@@ -1,0 +1,211 @@
+"""Device mapping: data, both protocols' folds, scores, the baselines, resumable folds, a short neural run, CLI.
+
+Needs ``$NCC_DATA/devmap`` (skipped otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(os.environ.get("NCC_DATA", "/nonexistent")) / "devmap"
+pytestmark = pytest.mark.skipif(not (DATA / "cgo17-amd.csv").is_file(), reason="$NCC_DATA/devmap not present")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A private ncc cache (compiled kernels) for this module."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("devmap-cache")
+        patch.setenv("NCC_CACHE", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def experiment(cache, tmp_path_factory):
+    from ncc.tasks.devmap import DevmapExperiment
+
+    return DevmapExperiment.prepare("amd", tmp_path_factory.mktemp("devmap-runs"), workers=2, progress=False)
+
+
+@pytest.mark.parametrize("platform, cpu_rows, oracle_speedup", [("amd", 400, 3.642), ("nvidia", 293, 1.526)])
+def test_table_matches_the_published_data(platform, cpu_rows, oracle_speedup):
+    from ncc.tasks.devmap import devmap_score, load_devmap
+
+    table = load_devmap(platform)
+    assert len(table) == 680
+    assert len(set(table.benchmark)) == 256
+    assert len(set(table.suite)) == 7
+    assert int((table.label == 0).sum()) == cpu_rows
+    assert devmap_score(table, np.arange(680), table.label) == {"accuracy": 100.0,
+                                                                  "speedup": pytest.approx(oracle_speedup, abs=5e-4)}
+
+
+def test_static_mapping_is_the_majority_device():
+    from ncc.tasks.devmap import devmap_score, load_devmap
+
+    for platform, accuracy in (("amd", 58.82), ("nvidia", 56.91)):
+        table = load_devmap(platform)
+        static = np.full(680, 0 if platform == "amd" else 1)
+        score = devmap_score(table, np.arange(680), static)
+        assert score["accuracy"] == pytest.approx(accuracy, abs=0.01)
+        assert score["speedup"] == pytest.approx(1.0)
+        assert devmap_score(table, np.arange(680), 1 - static)["accuracy"] == pytest.approx(100 - accuracy, abs=0.01)
+
+
+def test_grewe_features_follow_deeptune():
+    from ncc.tasks.devmap import FEATURE_COLUMNS, grewe_features, load_devmap
+
+    table = load_devmap("amd")
+    features = grewe_features(table)
+    comp, mem, localmem, coalesced = (table.features[0, FEATURE_COLUMNS.index(c)]
+                                      for c in ("comp", "mem", "localmem", "coalesced"))
+    assert features[0].tolist() == pytest.approx([table.transfer[0] / (comp + mem), coalesced / mem,
+                                                  localmem / mem * table.wgsize[0], comp / mem])
+    assert np.isfinite(features).all()
+
+
+def test_folds_partition_rows_and_grouped_folds_keep_kernels_apart():
+    from ncc.tasks.devmap import devmap_folds, load_devmap
+
+    table = load_devmap("nvidia")
+    for protocol in ("published", "grouped"):
+        folds = devmap_folds(table, protocol)
+        assert len(folds) == 10
+        tests = np.concatenate([test for _, test in folds])
+        assert sorted(tests.tolist()) == list(range(680))
+        for train, test in folds:
+            assert not set(train) & set(test)
+        assert [t.tolist() for _, t in folds] == [t.tolist() for _, t in devmap_folds(table, protocol)]
+    leaked = [set(table.benchmark[train]) & set(table.benchmark[test]) for train, test in devmap_folds(table, "grouped")]
+    assert all(not kernels for kernels in leaked)
+    assert any(set(table.benchmark[train]) & set(table.benchmark[test])
+               for train, test in devmap_folds(table, "published"))
+
+
+def test_every_row_compiles_from_the_original_sources(experiment):
+    graphs = experiment.graphs
+    assert len(graphs) == 680
+    assert all(graph.num_nodes > 10 for graph in graphs)
+    # clang's uncalled kernel copies are dropped: one function per kernel for this one-kernel file
+    first = experiment.table.benchmark.tolist().index("amd-app-sdk-3.0-BlackScholes-blackScholes")
+    assert not any(name.lstrip("@").startswith("__clang_ocl_kern_imp_") for name in graphs[first].function_names)
+
+
+def test_ncc_ir_source_gives_every_row(cache):
+    from ncc.tasks.devmap import devmap_modules, load_devmap
+
+    if not (DATA / "ncc" / "kernels_ir.tar.gz").is_file():
+        pytest.skip("NCC's IR is not present")
+    modules, failures = devmap_modules(load_devmap("amd"), "ncc-ir", progress=False)
+    assert not failures
+    assert all(module is not None and "spir_kernel" in module.text for module in modules)
+
+
+def test_baselines_score_as_measured_and_folds_are_reused(experiment):
+    from ncc.tasks.devmap import cross_validate, devmap_score
+
+    table = experiment.table
+    scores = {}
+    for model in ("static", "aux", "grewe"):
+        predictions = cross_validate(experiment, model, "grouped")
+        assert (predictions >= 0).all()
+        scores[model] = devmap_score(table, np.arange(680), predictions)["accuracy"]
+    assert scores["static"] == pytest.approx(58.82, abs=0.01)
+    assert scores["aux"] > 85.0  # transfer and work-group size alone decide most AMD rows
+    assert 60.0 < scores["grewe"] < scores["aux"]
+    saved = sorted((experiment.output / "grouped" / "amd" / "aux-seed0").glob("fold-*.npy"))
+    assert len(saved) == 10
+    stamps = [path.stat().st_mtime_ns for path in saved]
+    again = cross_validate(experiment, "aux", "grouped")
+    assert [path.stat().st_mtime_ns for path in saved] == stamps
+    assert devmap_score(table, np.arange(680), again)["accuracy"] == scores["aux"]
+
+
+def test_random_kernel_vectors_profit_from_the_published_protocol_only(experiment):
+    from ncc.tasks.devmap import cross_validate, devmap_score
+
+    accuracy = {protocol: devmap_score(experiment.table, np.arange(680),
+                                       cross_validate(experiment, "random", protocol))["accuracy"]
+                for protocol in ("published", "grouped")}
+    assert accuracy["published"] > accuracy["grouped"] + 5.0
+
+
+def test_validation_split_stays_inside_the_training_fold(experiment):
+    from ncc.tasks.devmap import devmap_folds
+
+    train, test = devmap_folds(experiment.table, "grouped")[3]
+    fit, val = experiment.validation_split(train, "grouped", seed=0)
+    assert sorted(np.concatenate([fit, val]).tolist()) == sorted(train.tolist())
+    assert not set(experiment.table.benchmark[fit]) & set(experiment.table.benchmark[val])
+    assert not set(val) & set(test)
+
+
+def test_ggnn_fold_through_the_trainer(experiment, tmp_path):
+    """One fold of a tiny GGNN through ``ncc train devmap``: predictions saved, a second run trains nothing."""
+    from click.testing import CliRunner
+
+    from ncc.cli import cli
+
+    output = tmp_path / "ggnn"
+    arguments = ["train", "devmap", "--model", "ggnn", "--platform", "amd", "--epochs", "1", "--device", "cpu",
+                 "--output", str(output), "--set", "task.fold=2", "--set", "model.steps=1",
+                 "--set", "model.embedding_dim=8", "--set", "progress=false"]
+    result = CliRunner().invoke(cli, arguments, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    from ncc.tasks.devmap import devmap_folds
+
+    rows = len(devmap_folds(experiment.table, "grouped")[2][1])
+    assert "accuracy" in result.output and f"rows {rows}" in result.output
+    fold = output / "grouped" / "amd" / "ggnn-seed0" / "fold-2.npy"
+    predictions = np.load(fold)
+    assert predictions.shape == (rows,) and set(predictions.tolist()) <= {0, 1}
+    assert (output / "grouped" / "amd" / "ggnn-seed0" / "run-2" / "report.json").is_file()
+    stamp = fold.stat().st_mtime_ns
+    assert CliRunner().invoke(cli, arguments, catch_exceptions=False).exit_code == 0
+    assert fold.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("setting, message", [("task.platform=arm", "task.platform"),
+                                              ("task.protocol=random", "task.protocol"),
+                                              ("task.fold=12", "task.fold")])
+def test_bad_options_fail_in_one_line(setting, message):
+    from ncc.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "devmap", "--model", "aux", "--set", setting])
+    assert exit_info.value.code == 1
+
+
+def test_reproduce_prints_and_saves_the_table(cache, tmp_path):
+    from click.testing import CliRunner
+
+    from ncc.cli import cli
+
+    result = CliRunner().invoke(cli, ["reproduce", "devmap", "--models", "static,grewe", "--platform", "nvidia",
+                                      "--protocol", "grouped", "--output", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "| grouped | static |" in result.output and "| grouped | grewe |" in result.output
+    csv_text = (tmp_path / "devmap.csv").read_text()
+    assert csv_text.startswith("protocol,model,") and "56.91" in csv_text
+    assert (tmp_path / "devmap.md").is_file()
+
+
+def test_fetch_downloads_checks_and_refuses_a_bad_digest(tmp_path):
+    from ncc.download import DataFile, fetch
+    from ncc.errors import DatasetError
+
+    origin = tmp_path / "origin.csv"
+    origin.write_bytes(b"a,b\n1,2\n")
+    digest = hashlib.sha256(origin.read_bytes()).hexdigest()
+    with pytest.raises(DatasetError, match="sha256"):
+        fetch(DataFile("x/bad.csv", origin.as_uri(), "0" * 64), root=tmp_path / "home")
+    assert not (tmp_path / "home" / "x" / "bad.csv").exists()
+    path = fetch(DataFile("x/good.csv", origin.as_uri(), digest), root=tmp_path / "home")
+    assert path.read_bytes() == origin.read_bytes()
+    origin.unlink()  # present now: no download needed
+    assert fetch(DataFile("x/good.csv", origin.as_uri(), digest), root=tmp_path / "home") == path
