@@ -1,0 +1,238 @@
+"""Figures for the two OpenCL tables (device mapping, thread coarsening), as the notebooks show them.
+
+Every function builds a :class:`matplotlib.figure.Figure` on its own Agg canvas (no pyplot, no global
+figure state, any backend), returns it, and with ``path`` also saves it as a PNG, atomically.
+
+Predictions are what the tasks' ``cross_validate`` return: per devmap row the device (0 CPU, 1 GPU), per
+thread-coarsening kernel the index among ``FACTORS`` of the predicted factor, and ``-1`` where the fold was
+not run. Rows or kernels at ``-1`` are left out of a model's bars and of its confusion matrix. The scores
+come from the tasks' own ``devmap_score`` / ``coarsening_score``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+    from ncc.tasks.devmap import DevmapTable
+    from ncc.tasks.threadcoarsening import CoarseningTable
+
+__all__ = ["devmap_speedup_by_suite", "devmap_confusion", "coarsening_speedup_by_kernel", "coarsening_confusion",
+           "best_model", "published_only"]
+
+#: Rows that are references rather than models (never the "best model").
+REFERENCE_ROWS = ("static", "oracle", "one")
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+def _figure(width: float, height: float) -> "Figure":
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: "Figure", path: str | os.PathLike | None) -> "Figure":
+    if path is not None:
+        from ncc.fileio import atomic_write
+
+        atomic_write(Path(path), lambda stream: figure.savefig(stream, format="png", dpi=120), "wb")
+    return figure
+
+
+def _width(groups: Sequence[str], series: Mapping[str, Any]) -> float:
+    """Figure width (inches) for grouped bars: about 0.15 inch per bar, 6 to 14 inches."""
+    return float(min(14.0, max(6.0, 0.15 * len(groups) * (len(series) + 1))))
+
+
+def _grouped_bars(axes, groups: Sequence[str], heights: Mapping[str, Sequence[float]]) -> None:
+    """One bar container per series (in order), bars side by side within each group; NaN heights stay empty."""
+    positions = np.arange(len(groups))
+    width = 0.8 / max(1, len(heights))
+    for index, (name, values) in enumerate(heights.items()):
+        values = np.asarray(values, dtype=float)
+        axes.bar(positions + (index - (len(heights) - 1) / 2) * width, np.nan_to_num(values, nan=0.0), width,
+                 label=name, color="0.25" if name == "oracle" else None)
+    axes.set_xticks(positions, groups, rotation=30, ha="right")
+    axes.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    axes.legend(fontsize="small", ncols=min(4, len(heights)))
+
+
+def _confusion(axes, matrix: np.ndarray, names: Sequence[str], title: str) -> None:
+    axes.imshow(matrix, cmap="Blues", vmin=0)
+    threshold = matrix.max() / 2 if matrix.size and matrix.max() else 0.5
+    for (true, predicted), count in np.ndenumerate(matrix):
+        axes.text(predicted, true, str(int(count)), ha="center", va="center",
+                  color="white" if count > threshold else "black")
+    axes.set_xticks(range(len(names)), names)
+    axes.set_yticks(range(len(names)), names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("best (measured)")
+    axes.set_title(title)
+
+
+def _predicted(predictions: Mapping[str, Any], model: str) -> np.ndarray:
+    if model not in predictions:
+        raise KeyError(f"no predictions of model {model!r}; have {', '.join(predictions)}")
+    return np.asarray(predictions[model], dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------------------------- devmap
+
+def devmap_speedup_by_suite(table: "DevmapTable", predictions: Mapping[str, Any],
+                            path: str | os.PathLike | None = None) -> "Figure":
+    """Mean speedup over the static mapping per benchmark suite (and over all rows), per model and the oracle.
+
+    One bar container per model in ``predictions`` order, then ``oracle``; groups are the suites in name
+    order, then ``all``. A model is scored on its predicted rows (``!= -1``), the oracle on the rows any
+    model predicted.
+    """
+    from ncc.tasks.devmap import PLATFORM_NAMES, devmap_score
+
+    suites = sorted(set(table.suite.tolist()))
+    groups = suites + ["all"]
+    masks = [table.suite == suite for suite in suites] + [np.ones(len(table), dtype=bool)]
+    covered = np.zeros(len(table), dtype=bool)
+    series: dict[str, list[float]] = {}
+
+    def heights(predicted: np.ndarray, scored: np.ndarray) -> list[float]:
+        values = []
+        for mask in masks:
+            rows = np.flatnonzero(mask & scored)
+            values.append(devmap_score(table, rows, predicted[rows])["speedup"] if len(rows) else math.nan)
+        return values
+
+    for model in predictions:
+        predicted = _predicted(predictions, model)
+        covered |= predicted >= 0
+        series[model] = heights(predicted, predicted >= 0)
+    series["oracle"] = heights(table.label, covered)
+    figure = _figure(_width(groups, series), 4.0)
+    axes = figure.add_subplot()
+    _grouped_bars(axes, groups, series)
+    axes.set_yscale("log")  # suites' speedups range from below 1 to over 20
+    axes.yaxis.set_major_formatter("{x:g}")
+    axes.set_ylabel("speedup over the static mapping (log)")
+    axes.set_title(f"Device mapping, {PLATFORM_NAMES.get(table.platform, table.platform)}: speedup per suite")
+    return _save(figure, path)
+
+
+def devmap_confusion(table: "DevmapTable", predictions: Mapping[str, Any], model: str,
+                     path: str | os.PathLike | None = None) -> "Figure":
+    """The 2x2 confusion matrix (rows: the faster device, columns: the predicted one) of one model, with counts."""
+    from ncc.tasks.devmap import DEVICES, PLATFORM_NAMES, devmap_score
+
+    predicted = _predicted(predictions, model)
+    rows = np.flatnonzero(predicted >= 0)
+    matrix = np.zeros((len(DEVICES), len(DEVICES)), dtype=np.int64)
+    np.add.at(matrix, (table.label[rows], predicted[rows]), 1)
+    accuracy = devmap_score(table, rows, predicted[rows])["accuracy"] if len(rows) else math.nan
+    figure = _figure(4.0, 3.6)
+    _confusion(figure.add_subplot(), matrix, DEVICES,
+               f"{model}, {PLATFORM_NAMES.get(table.platform, table.platform)}\n"
+               f"{len(rows)} rows, accuracy {accuracy:.1f}%")
+    return _save(figure, path)
+
+
+# ------------------------------------------------------------------------------------ thread coarsening
+
+def coarsening_speedup_by_kernel(table: "CoarseningTable", platform: str, predictions: Mapping[str, Any],
+                                 path: str | os.PathLike | None = None) -> "Figure":
+    """Speedup over factor 1 per kernel (and the mean), per model and the oracle, on one platform.
+
+    ``predictions``: model -> factor index per kernel (``-1``: not predicted). Groups are the kernels some
+    model predicted, then ``mean``; one bar container per model in order, then ``oracle``.
+    """
+    from ncc.tasks.threadcoarsening import PLATFORM_NAMES, coarsening_score
+
+    arrays = {model: _predicted(predictions, model) for model in predictions}
+    covered = np.zeros(len(table), dtype=bool)
+    for predicted in arrays.values():
+        covered |= predicted >= 0
+    kernels = np.flatnonzero(covered)
+    arrays["oracle"] = np.where(covered, table.labels(platform), -1)
+    series: dict[str, list[float]] = {}
+    for model, predicted in arrays.items():
+        values = [coarsening_score(table, platform, [k], [predicted[k]])["speedup"] if predicted[k] >= 0 else math.nan
+                  for k in kernels]
+        scored = np.flatnonzero(predicted >= 0)
+        values.append(coarsening_score(table, platform, scored, predicted[scored])["speedup"] if len(scored)
+                      else math.nan)
+        series[model] = values
+    groups = table.kernels[kernels].tolist() + ["mean"]
+    figure = _figure(_width(groups, series), 4.0)
+    axes = figure.add_subplot()
+    _grouped_bars(axes, groups, series)
+    axes.set_ylabel("speedup over no coarsening")
+    axes.set_title(f"Thread coarsening, {PLATFORM_NAMES.get(platform, platform)}: speedup per kernel")
+    return _save(figure, path)
+
+
+def coarsening_confusion(table: "CoarseningTable", platform: str, predictions: Mapping[str, Any], model: str,
+                         path: str | os.PathLike | None = None) -> "Figure":
+    """The 6x6 confusion matrix over the factors 1-32 (rows: the best factor, columns: the predicted one)."""
+    from ncc.tasks.threadcoarsening import FACTORS, PLATFORM_NAMES, coarsening_score
+
+    predicted = _predicted(predictions, model)
+    kernels = np.flatnonzero(predicted >= 0)
+    matrix = np.zeros((len(FACTORS), len(FACTORS)), dtype=np.int64)
+    np.add.at(matrix, (table.labels(platform)[kernels], predicted[kernels]), 1)
+    score = coarsening_score(table, platform, kernels, predicted[kernels]) if len(kernels) else {
+        "accuracy": math.nan, "speedup": math.nan}
+    figure = _figure(4.8, 4.2)
+    _confusion(figure.add_subplot(), matrix, [str(f) for f in FACTORS],
+               f"{model}, {PLATFORM_NAMES.get(platform, platform)}\n{len(kernels)} kernels, accuracy "
+               f"{score['accuracy']:.0f}%, speedup {score['speedup']:.2f}")
+    return _save(figure, path)
+
+
+# ------------------------------------------------------------------------------------------ the tables
+
+def best_model(rows: Sequence[Mapping[str, Any]], column: str, **match: Any) -> str:
+    """The model of the row (among those equal to ``match``, references such as ``static`` left out) with the
+    highest ``column``.
+
+    Raises:
+        ValueError: no row matches or has a number in ``column``.
+    """
+    candidates = [row for row in rows if row.get("model") not in REFERENCE_ROWS
+                  and all(row.get(key) == value for key, value in match.items())
+                  and isinstance(row.get(column), (int, float)) and not math.isnan(row[column])]
+    if not candidates:
+        raise ValueError(f"no row with a number in {column!r} matches {match}")
+    return str(max(candidates, key=lambda row: row[column])["model"])
+
+
+def published_only(published: Mapping[str, tuple], rows: Sequence[Mapping[str, Any]],
+                   platforms: Sequence[str]) -> str:
+    """A Markdown table of the published figures of models that no row of ours shows a published figure for.
+
+    ``published`` is a task's ``PUBLISHED`` (model -> (where, {platform: figure})); a figure is a speedup,
+    or an ``(accuracy %, speedup or None)`` pair. Empty when every published model has its row.
+    """
+    shown = {row.get("model") for row in rows if row.get("published")}
+    missing = [name for name in published if name not in shown]
+    if not missing:
+        return ""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, tuple):
+            accuracy, speedup = value
+            return f"{accuracy:.1f}%" + (f" / {speedup:.2f}x" if speedup is not None else "")
+        return "" if value is None else f"{value:.2f}"
+
+    lines = ["| model | " + " | ".join(platforms) + " | where |", "|" + "---|" * (len(platforms) + 2)]
+    for name in missing:
+        where, numbers = published[name]
+        lines.append(f"| {name} | " + " | ".join(cell(numbers.get(p)) for p in platforms) + f" | {where} |")
+    return "\n".join(lines) + "\n"
