@@ -518,15 +518,33 @@ def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS + (
                     row[f"{platform}_{metric}"] = float(numbers.mean())
                     row[f"{platform}_{metric}_std"] = float(numbers.std()) if len(numbers) > 1 else float("nan")
                 row["seeds"] = len(values)
-            published = PUBLISHED.get(model)
-            if published and protocol == "published":
-                row["published"] = "; ".join(f"{p} {published[1][p][0]}" for p in platforms) + f" ({published[0]})"
+            if protocol == "published" and model in PUBLISHED:
+                row["published"] = _published_text(model, platforms)
             table_rows.append(row)
+        oracle = {"protocol": protocol, "model": "oracle", "reads": "the measured run times", "seeds": 1}
+        for platform in platforms:
+            table = experiments[platform].table
+            oracle.update({f"{platform}_{m}": v for m, v in devmap_score(table, np.arange(len(table)),
+                                                                         table.label).items()})
+        table_rows.append(oracle)
+    if "published" in protocols:
+        table_rows += [{"protocol": "published", "model": model, "reads": "(published only)",
+                        "published": _published_text(model, platforms)}
+                       for model in PUBLISHED if model not in models]
     columns = ["protocol", "model", "reads", "graphs"] + [f"{p}_{m}{s}" for p in platforms
                                                          for m in ("accuracy", "speedup") for s in ("", "_std")] \
         + ["seeds", "published"]
     write_table(table_rows, columns, output / "devmap")
     return table_rows
+
+
+def _published_text(model: str, platforms: Sequence[str]) -> str:
+    where, figures = PUBLISHED[model]
+    parts = []
+    for platform in platforms:
+        accuracy, speedup = figures[platform]
+        parts.append(f"{platform} {accuracy} %" + (f" / {speedup}x" if speedup is not None else ""))
+    return "; ".join(parts) + f" ({where})"
 
 
 # ------------------------------------------------------------------------------------ the trainer's task

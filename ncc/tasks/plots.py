@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ncc.tasks.threadcoarsening import CoarseningTable
 
 __all__ = ["devmap_speedup_by_suite", "devmap_confusion", "coarsening_speedup_by_kernel", "coarsening_confusion",
-           "best_model", "published_only"]
+           "best_model"]
 
 #: Rows that are references rather than models (never the "best model").
 REFERENCE_ROWS = ("static", "oracle", "one")
@@ -211,28 +211,3 @@ def best_model(rows: Sequence[Mapping[str, Any]], column: str, **match: Any) -> 
     if not candidates:
         raise ValueError(f"no row with a number in {column!r} matches {match}")
     return str(max(candidates, key=lambda row: row[column])["model"])
-
-
-def published_only(published: Mapping[str, tuple], rows: Sequence[Mapping[str, Any]],
-                   platforms: Sequence[str]) -> str:
-    """A Markdown table of the published figures of models that no row of ours shows a published figure for.
-
-    ``published`` is a task's ``PUBLISHED`` (model -> (where, {platform: figure})); a figure is a speedup,
-    or an ``(accuracy %, speedup or None)`` pair. Empty when every published model has its row.
-    """
-    shown = {row.get("model") for row in rows if row.get("published")}
-    missing = [name for name in published if name not in shown]
-    if not missing:
-        return ""
-
-    def cell(value: Any) -> str:
-        if isinstance(value, tuple):
-            accuracy, speedup = value
-            return f"{accuracy:.1f}%" + (f" / {speedup:.2f}x" if speedup is not None else "")
-        return "" if value is None else f"{value:.2f}"
-
-    lines = ["| model | " + " | ".join(platforms) + " | where |", "|" + "---|" * (len(platforms) + 2)]
-    for name in missing:
-        where, numbers = published[name]
-        lines.append(f"| {name} | " + " | ".join(cell(numbers.get(p)) for p in platforms) + f" | {where} |")
-    return "\n".join(lines) + "\n"

@@ -142,8 +142,8 @@ def test_coarsening_confusion_counts(coarsening_table):
     assert not matrix.any()
 
 
-def test_best_model_and_published_only():
-    from ncc.tasks.plots import best_model, published_only
+def test_best_model_skips_reference_rows_and_missing_numbers():
+    from ncc.tasks.plots import best_model
 
     rows = [{"protocol": "published", "model": "static", "amd_speedup": 1.0, "published": "amd 58.8 (x)"},
             {"protocol": "published", "model": "grewe", "amd_speedup": 2.5, "published": "amd 73 (y)"},
@@ -156,11 +156,6 @@ def test_best_model_and_published_only():
     assert best_model(rows[3:], "amd_speedup") == "aux"
     with pytest.raises(ValueError):
         best_model(rows, "nvidia_speedup")
-    published = {"static": ("A", {"amd": (58.8, 1.0)}), "grewe": ("B", {"amd": (73.4, 2.91)}),
-                 "ggnn": ("C", {"amd": (86.6, None)}), "x": ("D", {"tahiti": 1.3})}
-    text = published_only(published, rows, ["amd", "tahiti"])
-    assert text.splitlines()[2:] == ["| ggnn | 86.6% |  | C |", "| x |  | 1.30 | D |"]
-    assert published_only({"static": published["static"]}, rows, ["amd"]) == ""
 
 
 def test_importing_plots_imports_neither_torch_nor_pyplot():
