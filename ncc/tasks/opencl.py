@@ -31,7 +31,7 @@ from ncc.graph.program_graph import EDGE_FLOWS, ProgramGraph
 logger = logging.getLogger(__name__)
 
 __all__ = ["KernelSource", "kernel_modules", "GraphFeatures", "StatementIds", "fit_predict_graph_model",
-           "write_table", "markdown_table", "gradient_boosting"]
+           "write_table", "markdown_table", "gradient_boosting", "graph_summary"]
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,28 @@ class GraphFeatures:
                 cache[id(graph)] = row
             rows[r] = cache[id(graph)]
         return rows
+
+
+_MEMORY = ("load", "store")
+_ARITHMETIC = ("fadd", "fsub", "fmul", "fdiv", "fneg", "frem", "call", "add", "sub", "mul", "sdiv", "udiv", "srem",
+               "urem", "shl", "lshr", "ashr", "and", "or", "xor")
+
+
+def graph_summary(graphs: Sequence[ProgramGraph]) -> np.ndarray:
+    """``float64 [len(graphs), 5]``: instructions, memory accesses, arithmetic (and calls), branches and phis.
+
+    The coarse static counts of Grewe et al.'s features, read off the program graph instead of a
+    source-level tool.
+    """
+    cache: dict[int, list[float]] = {}
+    rows = []
+    for graph in graphs:
+        if id(graph) not in cache:
+            counts = Counter(graph.node_text[graph.node_type == 0].tolist())
+            cache[id(graph)] = [sum(counts.values()), sum(counts[k] for k in _MEMORY),
+                                sum(counts[k] for k in _ARITHMETIC), counts["br"], counts["phi"]]
+        rows.append(cache[id(graph)])
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), 5)
 
 
 class StatementIds:
