@@ -190,9 +190,39 @@ def test_reproduce_prints_and_saves_the_table(cache, tmp_path):
                                       "--protocol", "grouped", "--output", str(tmp_path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "| grouped | static |" in result.output and "| grouped | grewe |" in result.output
+    assert "| grouped | oracle |" in result.output
     csv_text = (tmp_path / "devmap.csv").read_text()
     assert csv_text.startswith("protocol,model,") and "56.91" in csv_text
     assert (tmp_path / "devmap.md").is_file()
+
+
+def test_ncc_trees_on_two_folds(cache, tmp_path):
+    from click.testing import CliRunner
+
+    from ncc.cli import cli
+
+    result = CliRunner().invoke(cli, ["reproduce", "devmap", "--models", "ncc-trees", "--platform", "amd",
+                                      "--folds", "0,1", "--output", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = {line.split("|")[1].strip() + " " + line.split("|")[2].strip(): line
+            for line in result.output.splitlines() if line.startswith("| ")}
+    for protocol in ("published", "grouped"):
+        accuracy = float(rows[f"{protocol} ncc-trees"].split("|")[5])
+        assert 75.0 < accuracy <= 100.0
+    saved = sorted(p.name for p in (tmp_path / "grouped" / "amd" / "ncc-trees-seed0").glob("fold-*.npy"))
+    assert saved == ["fold-0.npy", "fold-1.npy"]
+
+
+@pytest.mark.parametrize("arguments, message", [(["--models", "nope"], "unknown devmap row"),
+                                                (["--platform", "arm"], "unknown devmap platform"),
+                                                (["--folds", "a,b"], "--folds")])
+def test_reproduce_rejects_bad_arguments(arguments, message):
+    from click.testing import CliRunner
+
+    from ncc.cli import cli
+
+    result = CliRunner().invoke(cli, ["reproduce", "devmap", *arguments])
+    assert result.exit_code == 2 and message in result.output
 
 
 def test_fetch_downloads_checks_and_refuses_a_bad_digest(tmp_path):
