@@ -31,7 +31,9 @@ Rows of the table (:data:`MODELS`): ``one`` (never coarsen); ``common`` (the tra
 common best factor on that platform, ties to the smaller factor); ``magni`` (Magni et al.'s 7 PCA
 features of the uncoarsened kernel, the factor-1 row, with a decision tree; DeepTune's reimplementation
 was a cascade of binary neural networks over every factor's row, which 16 training kernels do not
-support better than a tree); ``graph-gbt`` (gradient-boosted trees on program-graph counts); ``lstm``
+support better than a tree); ``graph-gbt`` (gradient-boosted trees on program-graph counts); ``ncc-knn``
+(the nearest training kernels in program-graph space vote with their measured speedups; the features and
+the number of neighbours chosen by leave-one-out inside the training kernels); ``lstm``
 (NCC's inst2vec LSTM), ``ggnn`` (ProGraML's GGNN), ``rgine`` (ncc's relational GINE), through the trainer
 with 6 classes and no auxiliary inputs.
 
@@ -399,6 +401,45 @@ def _graph_gbt(experiment: CoarseningExperiment, train, test, platform, seed, fo
     return _classify(gradient_boosting(seed), features, experiment.table.labels(platform), train, test)
 
 
+def _log_speedups(table: CoarseningTable, platform: str) -> np.ndarray:
+    """``float64 [K, 6]``: log(runtime(1) / runtime(f)), 0 for an unmeasured factor (it counts as factor 1)."""
+    runtimes = table.runtimes(platform)
+    return np.nan_to_num(np.log(runtimes[:, :1] / runtimes), nan=0.0)
+
+
+def _neighbour_vote(features: np.ndarray, log_speedups: np.ndarray, train: np.ndarray, target: int, k: int) -> int:
+    """The factor whose mean log speedup over the ``k`` training kernels nearest ``target`` is best (1 if none gains)."""
+    mean, scale = features[train].mean(axis=0), features[train].std(axis=0) + 1e-9
+    distance = np.linalg.norm((features[train] - features[target]) / scale, axis=1)
+    vote = log_speedups[train[np.argsort(distance, kind="stable")[:k]]].mean(axis=0)
+    return int(np.argmax(vote)) if vote.max() > 0 else 0
+
+
+def _ncc_knn(experiment: CoarseningExperiment, train, test, platform, seed, folder) -> np.ndarray:
+    """Nearest training kernels in program-graph space vote with their measured speedups.
+
+    The feature set (a five-number graph summary, or the counts of every node text and edge flow, both
+    log-scaled and standardised on the training kernels) and ``k`` (1-7) are chosen by leave-one-out over
+    the training kernels alone, for the best mean speedup there; the held-out kernel takes no part.
+    """
+    from ncc.tasks.opencl import GraphFeatures, graph_summary
+
+    graphs = experiment.graphs
+    log_speedups = _log_speedups(experiment.table, platform)
+    feature_sets = (np.log1p(graph_summary(graphs)),
+                    np.log1p(GraphFeatures().fit(graphs[i] for i in train).transform(graphs)))
+    best, best_score = (0, 1), -np.inf
+    for which, features in enumerate(feature_sets):
+        for k in range(1, 8):
+            inner = [log_speedups[j, _neighbour_vote(features, log_speedups, np.delete(train, i), j, k)]
+                     for i, j in enumerate(train)]
+            score = float(np.mean(np.exp(inner)))
+            if score > best_score + 1e-12:
+                best, best_score = (which, k), score
+    return np.array([_neighbour_vote(feature_sets[best[0]], log_speedups, np.asarray(train), int(target), best[1])
+                     for target in test], dtype=np.int64)
+
+
 def _neural(name: str) -> Predictor:
     def predict(experiment: CoarseningExperiment, train, test, platform, seed, folder) -> np.ndarray:
         from ncc.embeddings.node_vocabulary import NodeVocabulary
@@ -434,14 +475,15 @@ MODELS: dict[str, tuple[str, Predictor]] = {
     "common": ("training labels only", _common),
     "magni": ("Magni et al.'s 7 PCA features", _magni),
     "graph-gbt": ("graph counts", _graph_gbt),
+    "ncc-knn": ("graph summary or counts, nearest kernels", _ncc_knn),
     "lstm": ("inst2vec statements", _neural("lstm")),
     "ggnn": ("program graph", _neural("ggnn")),
     "rgine": ("program graph", _neural("rgine")),
 }
-FAST_MODELS = ("one", "common", "magni", "graph-gbt")
+FAST_MODELS = ("one", "common", "magni", "graph-gbt", "ncc-knn")
 #: Rows whose predictions do not depend on the seed (run once).
-_SEEDLESS = ("one", "common")
-_GRAPH_MODELS = ("graph-gbt", "lstm", "ggnn", "rgine")
+_SEEDLESS = ("one", "common", "ncc-knn")
+_GRAPH_MODELS = ("graph-gbt", "ncc-knn", "lstm", "ggnn", "rgine")
 
 
 def cross_validate(experiment: CoarseningExperiment, model: str, platform: str, seed: int = 0,

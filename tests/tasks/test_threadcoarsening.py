@@ -179,3 +179,25 @@ def test_unknown_model_is_a_config_error():
     config = load_config(None, {"task": "threadcoarsening", "model.name": "deeptune", "progress": False})
     with pytest.raises(ConfigError, match="model.name"):
         get_task("threadcoarsening").run(config)
+
+
+def test_ncc_knn_never_reads_the_held_out_kernel_and_beats_never_coarsening(experiment):
+    import dataclasses
+
+    from ncc.tasks.threadcoarsening import MODELS, PLATFORMS, coarsening_folds, coarsening_score
+
+    predict = MODELS["ncc-knn"][1]
+    table = experiment.table
+    train, test = coarsening_folds(table)[5]
+    scrambled_runtime = table.runtime.copy()
+    scrambled_runtime[test[0]] = scrambled_runtime[test[0]][:, ::-1]  # the held-out kernel's measurements
+    scrambled = dataclasses.replace(experiment, table=dataclasses.replace(table, runtime=scrambled_runtime))
+    for platform in PLATFORMS:
+        assert predict(experiment, train, test, platform, 0, None).tolist() == \
+            predict(scrambled, train, test, platform, 0, None).tolist()
+    speedups = []
+    for platform in PLATFORMS:
+        predictions = np.concatenate([predict(experiment, tr, te, platform, 0, None)
+                                      for tr, te in coarsening_folds(table)])
+        speedups.append(coarsening_score(table, platform, np.arange(len(table)), predictions)["speedup"])
+    assert np.mean(speedups) > 1.05
