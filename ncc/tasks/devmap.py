@@ -36,7 +36,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
-import shutil
 import tarfile
 import tempfile
 import time
@@ -216,7 +215,8 @@ def _ncc_ir_folder(progress: bool) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         with tarfile.open(archive) as stream:
             stream.extractall(scratch, filter="data")
-        Path(scratch, "kernels_ir").rename(target) if not target.exists() else None
+        if not target.exists():  # another process may have finished first
+            Path(scratch, "kernels_ir").rename(target)
     return target
 
 
@@ -307,18 +307,14 @@ class DevmapExperiment:
         Raises:
             DatasetError: a kernel failed to compile (each is named, with its reason).
         """
-        from ncc.graph import build
+        from ncc.tasks.opencl import unique_graphs
 
         table = load_devmap(platform)
         modules, failures = devmap_modules(table, source, opt_level, workers, clang, progress)
         if failures:
             listed = "; ".join(f"{key}: {reason}" for key, reason in sorted(failures.items())[:5])
             raise DatasetError(f"{len(failures)} devmap kernels did not compile ({listed})")
-        graphs: dict[int, Any] = {}
-        for module in modules:
-            if id(module) not in graphs:
-                graphs[id(module)] = build(module, name=module.name)
-        return cls(table, [graphs[id(m)] for m in modules], modules, Path(output), source=source, progress=progress,
+        return cls(table, unique_graphs(modules), modules, Path(output), source=source, progress=progress,
                    **kwargs)
 
     # -- inputs shared by several models --------------------------------------------------------
@@ -340,23 +336,10 @@ class DevmapExperiment:
 
     def embeddings(self):
         """inst2vec embeddings trained (without labels) on this platform's kernels, once, cached."""
-        from ncc.embeddings.skipgram import Embeddings
-        from ncc.embeddings.train import embed
+        from ncc.tasks.opencl import kernel_embeddings
 
-        folder = self.output / f"inst2vec-{self.source}"
         if self._embeddings is None:
-            if (folder / "embeddings.npy").is_file():
-                self._embeddings = Embeddings.load(folder)
-            else:
-                scratch = self.output / "inst2vec-ir"
-                scratch.mkdir(parents=True, exist_ok=True)
-                files = []
-                for module in {id(m): m for m in self.modules}.values():
-                    path = scratch / f"{hashlib.sha256(module.text.encode()).hexdigest()[:16]}.ll"
-                    if not path.is_file():
-                        path.write_text(module.text)
-                    files.append((module.name, str(path)))
-                self._embeddings = embed([], folder, ir_files=files, progress=self.progress).embeddings
+            self._embeddings = kernel_embeddings(self.modules, self.output / f"inst2vec-{self.source}", self.progress)
         return self._embeddings
 
 

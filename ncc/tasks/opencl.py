@@ -20,7 +20,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -31,7 +31,8 @@ from ncc.graph.program_graph import EDGE_FLOWS, ProgramGraph
 logger = logging.getLogger(__name__)
 
 __all__ = ["KernelSource", "kernel_modules", "GraphFeatures", "StatementIds", "fit_predict_graph_model",
-           "write_table", "markdown_table", "gradient_boosting", "graph_summary"]
+           "write_table", "markdown_table", "gradient_boosting", "graph_summary", "unique_graphs",
+           "kernel_embeddings"]
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,35 @@ class StatementIds:
         return hasher.hexdigest()
 
 
+def unique_graphs(modules: Sequence[IRModule]) -> list[ProgramGraph]:
+    """One program graph per module, built once per distinct module object (rows that share a kernel share it)."""
+    from ncc.graph import build
+
+    graphs: dict[int, ProgramGraph] = {}
+    for module in modules:
+        if id(module) not in graphs:
+            graphs[id(module)] = build(module, name=module.name)
+    return [graphs[id(module)] for module in modules]
+
+
+def kernel_embeddings(modules: Sequence[IRModule], folder: Path, progress: bool = True) -> Any:
+    """inst2vec embeddings trained without labels on the distinct modules, cached in ``folder``."""
+    from ncc.embeddings.skipgram import Embeddings
+    from ncc.embeddings.train import embed
+
+    folder = Path(folder)
+    if (folder / "embeddings.npy").is_file():
+        return Embeddings.load(folder)
+    scratch = folder / "ir"
+    files = []
+    for module in {id(m): m for m in modules}.values():
+        path = scratch / f"{hashlib.sha256(module.text.encode()).hexdigest()[:16]}.ll"
+        if not path.is_file():
+            atomic_write(path, module.text)
+        files.append((module.name, str(path)))
+    return embed([], folder, ir_files=files, progress=progress).embeddings
+
+
 def gradient_boosting(seed: int) -> Any:
     """The gradient-boosted trees every tree row of the tables uses (scikit-learn, fixed settings)."""
     from sklearn.ensemble import GradientBoostingClassifier
@@ -255,10 +285,11 @@ def fit_predict_graph_model(model: str, train: Sequence[Any], val: Sequence[Any]
                         info={split: len(d) for split, d in datasets.items()})
         factory = None
         if pretrained is not None:
+            from functools import partial
+
             from ncc.models import build_model
 
-            def factory(name: str, **arguments: Any):
-                return build_model(name, pretrained_embeddings=pretrained, **arguments)
+            factory = partial(build_model, pretrained_embeddings=pretrained)
         training.train(config, task_data=data, model_factory=factory)
     return training.predict(output / training.BEST_FILE, datasets["test"])
 

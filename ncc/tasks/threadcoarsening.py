@@ -320,18 +320,15 @@ class CoarseningExperiment:
         Raises:
             DatasetError: a kernel failed to compile (each is named, with its reason).
         """
-        from ncc.graph import build
 
         table = load_threadcoarsening()
         modules, failures = coarsening_modules(table, source, opt_level, workers, clang, progress)
         if failures:
             listed = "; ".join(f"{key}: {reason}" for key, reason in sorted(failures.items())[:5])
             raise DatasetError(f"{len(failures)} thread-coarsening kernels did not compile ({listed})")
-        graphs: dict[int, Any] = {}
-        for module in modules:
-            if id(module) not in graphs:
-                graphs[id(module)] = build(module, name=module.name)
-        return cls(table, [graphs[id(m)] for m in modules], modules, Path(output), source=source, progress=progress,
+        from ncc.tasks.opencl import unique_graphs
+
+        return cls(table, unique_graphs(modules), modules, Path(output), source=source, progress=progress,
                    **kwargs)
 
     def validation_split(self, train: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -346,23 +343,10 @@ class CoarseningExperiment:
 
     def embeddings(self):
         """inst2vec embeddings trained (without labels) on the 17 kernels, once, cached."""
-        from ncc.embeddings.skipgram import Embeddings
-        from ncc.embeddings.train import embed
+        from ncc.tasks.opencl import kernel_embeddings
 
-        folder = self.output / f"inst2vec-{self.source}"
         if self._embeddings is None:
-            if (folder / "embeddings.npy").is_file():
-                self._embeddings = Embeddings.load(folder)
-            else:
-                scratch = self.output / "inst2vec-ir"
-                scratch.mkdir(parents=True, exist_ok=True)
-                files = []
-                for module in {id(m): m for m in self.modules}.values():
-                    path = scratch / f"{hashlib.sha256(module.text.encode()).hexdigest()[:16]}.ll"
-                    if not path.is_file():
-                        path.write_text(module.text)
-                    files.append((module.name, str(path)))
-                self._embeddings = embed([], folder, ir_files=files, progress=self.progress).embeddings
+            self._embeddings = kernel_embeddings(self.modules, self.output / f"inst2vec-{self.source}", self.progress)
         return self._embeddings
 
 
@@ -409,7 +393,7 @@ def _log_speedups(table: CoarseningTable, platform: str) -> np.ndarray:
 
 def _neighbour_vote(features: np.ndarray, log_speedups: np.ndarray, train: np.ndarray, target: int, k: int) -> int:
     """The factor whose mean log speedup over the ``k`` training kernels nearest ``target`` is best (1 if none gains)."""
-    mean, scale = features[train].mean(axis=0), features[train].std(axis=0) + 1e-9
+    scale = features[train].std(axis=0) + 1e-9
     distance = np.linalg.norm((features[train] - features[target]) / scale, axis=1)
     vote = log_speedups[train[np.argsort(distance, kind="stable")[:k]]].mean(axis=0)
     return int(np.argmax(vote)) if vote.max() > 0 else 0

@@ -239,3 +239,21 @@ def test_fetch_downloads_checks_and_refuses_a_bad_digest(tmp_path):
     assert path.read_bytes() == origin.read_bytes()
     origin.unlink()  # present now: no download needed
     assert fetch(DataFile("x/good.csv", origin.as_uri(), digest), root=tmp_path / "home") == path
+
+
+def test_lstm_fold_reads_inst2vec_statements(experiment, tmp_path):
+    """NCC's LSTM on inst2vec embeddings trained (without labels) on the kernels: one fold, one epoch."""
+    import dataclasses
+
+    from ncc.tasks.devmap import cross_validate, devmap_folds
+
+    small = dataclasses.replace(experiment, output=tmp_path, epochs=1,
+                                model_kwargs={"lstm": {"lstm_size": 16, "max_length": 64}},
+                                settings={"device": "cpu"}, _embeddings=None)
+    predictions = cross_validate(small, "lstm", "grouped", folds=[4])
+    test = devmap_folds(experiment.table, "grouped")[4][1]
+    assert set(predictions[test].tolist()) <= {0, 1}
+    assert (predictions[np.setdiff1d(np.arange(680), test)] == -1).all()
+    embeddings = small.embeddings()
+    assert embeddings.dim == 200 and len(embeddings.vocabulary) > 100
+    assert (tmp_path / "inst2vec-original" / "embeddings.npy").is_file()
