@@ -57,7 +57,7 @@ def kernel_modules(kernels: Sequence[KernelSource], opt_level: int | str = 2, wo
                    progress: bool = True) -> tuple[dict[str, IRModule], dict[str, str]]:
     """IR modules of kernels, compiled through the batch compiler's cache or read from ``.ll`` files.
 
-    Kernels that share flags are compiled in one batch. clang's uncalled ``__clang_ocl_kern_imp_``
+    Kernels that share flags are compiled in one batch (one progress bar over all). clang's uncalled ``__clang_ocl_kern_imp_``
     copies are dropped (see :func:`ncc.frontend.ir.drop_unused_kernel_copies`).
 
     Returns:
@@ -77,13 +77,16 @@ def kernel_modules(kernels: Sequence[KernelSource], opt_level: int | str = 2, wo
                 failures[kernel.key] = str(error)
         else:
             groups.setdefault(kernel.flags, []).append(kernel)
+    from tqdm import tqdm
+
+    bar = tqdm(total=sum(len(m) for m in groups.values()), desc="kernels", unit="kernel", disable=not progress)
     for flags, members in groups.items():
         by_path: dict[Path, list[KernelSource]] = {}
         for kernel in members:
             by_path.setdefault(kernel.path, []).append(kernel)
         texts = {str(path): group[0].text for path, group in by_path.items() if group[0].text is not None}
         result = compile_batch(list(by_path), language="opencl", opt_level=opt_level, flags=flags, workers=workers,
-                               cache_dir=cache_dir, progress=progress, clang=clang,
+                               cache_dir=cache_dir, progress=False, clang=clang,
                                source_transform=(lambda path, text: texts.get(str(path), text)) if texts else None)
         for entry in result.entries:
             module = drop_unused_kernel_copies(entry.module())
@@ -92,6 +95,8 @@ def kernel_modules(kernels: Sequence[KernelSource], opt_level: int | str = 2, wo
         for failure in result.failures:
             for kernel in by_path[Path(failure.path)]:
                 failures[kernel.key] = failure.reason
+        bar.update(len(members))
+    bar.close()
     return modules, failures
 
 
