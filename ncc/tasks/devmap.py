@@ -457,15 +457,19 @@ def cross_validate(experiment: DevmapExperiment, model: str, protocol: str, seed
                    folds: Sequence[int] | None = None) -> np.ndarray:
     """Out-of-fold predictions of a model for every row (``-1`` for rows of folds not run).
 
-    Finished folds are kept in ``<output>/<protocol>/<platform>/<model>-seed<k>/fold-<i>.npy`` and reused.
+    Finished folds are kept in ``<output>/<protocol>/<platform>/<model>-seed<k>-<settings digest>/fold-<i>.npy``
+    and reused by a run with the same settings.
     """
     from ncc.fileio import atomic_write
+    from ncc.tasks.opencl import run_name
 
     if model not in MODELS:
         raise NccError(f"unknown devmap model {model!r}; choose one of {', '.join(MODELS)}")
     predictor = MODELS[model][1]
     table = experiment.table
-    folder = experiment.output / protocol / table.platform / f"{model}-seed{seed}"
+    folder = experiment.output / protocol / table.platform / run_name(model, seed, {
+        "source": experiment.source, "epochs": experiment.epochs, "settings": experiment.settings,
+        "model_kwargs": experiment.model_kwargs.get(model, {})})
     predictions = np.full(len(table), -1, dtype=np.int64)
     for index, (train, test) in enumerate(devmap_folds(table, protocol)):
         if folds is not None and index not in folds:

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["KernelSource", "kernel_modules", "GraphFeatures", "StatementIds", "fit_predict_graph_model",
            "write_table", "markdown_table", "gradient_boosting", "graph_summary", "unique_graphs",
-           "kernel_embeddings"]
+           "kernel_embeddings", "run_name"]
 
 
 @dataclass(frozen=True)
@@ -234,6 +234,12 @@ def kernel_embeddings(modules: Sequence[IRModule], folder: Path, progress: bool 
     return embed([], folder, ir_files=files, progress=progress).embeddings
 
 
+def run_name(model: str, seed: int, settings: Mapping[str, Any]) -> str:
+    """``<model>-seed<k>-<digest>``: the folder of a model's folds, so changed settings never reuse old folds."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{model}-seed{seed}-{digest}"
+
+
 def gradient_boosting(seed: int) -> Any:
     """The gradient-boosted trees every tree row of the tables uses (scikit-learn, fixed settings)."""
     from sklearn.ensemble import GradientBoostingClassifier
@@ -285,6 +291,10 @@ def fit_predict_graph_model(model: str, train: Sequence[Any], val: Sequence[Any]
             kwargs["embedding_dim"] = int(pretrained.shape[1])
         overrides.update({f"model.{k}": v for k, v in kwargs.items()})
         overrides.update(settings or {})
+        batch_size = int(overrides.get("data.batch_size") or 32)
+        while len(train) % batch_size == 1 and batch_size < len(train):
+            batch_size += 1  # a last batch of one graph would break the models' batch norm
+        overrides["data.batch_size"] = batch_size
         config = load_config(None, overrides)
         data = TaskData(splits=datasets, encoder=encoder, num_classes=num_classes, aux_dim=aux_dim,
                         info={split: len(d) for split, d in datasets.items()})

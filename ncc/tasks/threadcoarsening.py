@@ -474,8 +474,8 @@ def cross_validate(experiment: CoarseningExperiment, model: str, platform: str, 
                    folds: Sequence[int] | None = None) -> np.ndarray:
     """Out-of-fold factor indices of a model for every kernel on a platform (``-1`` for folds not run).
 
-    Finished folds are kept in ``<output>/<platform>/<model>-seed<k>/fold-<i>.npy`` and reused; a neural
-    fold's run folder is ``.../run-<i>``.
+    Finished folds are kept in ``<output>/<platform>/<model>-seed<k>-<settings digest>/fold-<i>.npy`` and
+    reused by a run with the same settings; a neural fold's run folder is ``.../run-<i>``.
     """
     from ncc.fileio import atomic_write
 
@@ -484,7 +484,11 @@ def cross_validate(experiment: CoarseningExperiment, model: str, platform: str, 
     _platform_index(platform)
     predictor = MODELS[model][1]
     table = experiment.table
-    folder = experiment.output / platform / f"{model}-seed{seed}"
+    from ncc.tasks.opencl import run_name
+
+    folder = experiment.output / platform / run_name(model, seed, {
+        "source": experiment.source, "epochs": experiment.epochs, "val_kernels": experiment.val_kernels,
+        "settings": experiment.settings, "model_kwargs": experiment.model_kwargs.get(model, {})})
     predictions = np.full(len(table), -1, dtype=np.int64)
     for index, (train, test) in enumerate(coarsening_folds(table)):
         if folds is not None and index not in folds:

@@ -118,7 +118,7 @@ def test_baselines_score_as_measured_and_folds_are_reused(experiment):
     assert scores["static"] == pytest.approx(58.82, abs=0.01)
     assert scores["aux"] > 85.0  # transfer and work-group size alone decide most AMD rows
     assert 60.0 < scores["grewe"] < scores["aux"]
-    saved = sorted((experiment.output / "grouped" / "amd" / "aux-seed0").glob("fold-*.npy"))
+    saved = sorted(experiment.output.glob("grouped/amd/aux-seed0-*/fold-*.npy"))
     assert len(saved) == 10
     stamps = [path.stat().st_mtime_ns for path in saved]
     again = cross_validate(experiment, "aux", "grouped")
@@ -161,10 +161,11 @@ def test_ggnn_fold_through_the_trainer(experiment, tmp_path):
 
     rows = len(devmap_folds(experiment.table, "grouped")[2][1])
     assert "accuracy" in result.output and f"rows {rows}" in result.output
-    fold = output / "grouped" / "amd" / "ggnn-seed0" / "fold-2.npy"
+    (run,) = output.glob("grouped/amd/ggnn-seed0-*")
+    fold = run / "fold-2.npy"
     predictions = np.load(fold)
     assert predictions.shape == (rows,) and set(predictions.tolist()) <= {0, 1}
-    assert (output / "grouped" / "amd" / "ggnn-seed0" / "run-2" / "report.json").is_file()
+    assert (run / "run-2" / "report.json").is_file()
     stamp = fold.stat().st_mtime_ns
     assert CliRunner().invoke(cli, arguments, catch_exceptions=False).exit_code == 0
     assert fold.stat().st_mtime_ns == stamp
@@ -209,7 +210,7 @@ def test_ncc_trees_on_two_folds(cache, tmp_path):
     for protocol in ("published", "grouped"):
         accuracy = float(rows[f"{protocol} ncc-trees"].split("|")[5])
         assert 75.0 < accuracy <= 100.0
-    saved = sorted(p.name for p in (tmp_path / "grouped" / "amd" / "ncc-trees-seed0").glob("fold-*.npy"))
+    saved = sorted(p.name for p in tmp_path.glob("grouped/amd/ncc-trees-seed0-*/fold-*.npy"))
     assert saved == ["fold-0.npy", "fold-1.npy"]
 
 

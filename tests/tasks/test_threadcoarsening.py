@@ -150,16 +150,23 @@ def test_ggnn_two_folds_then_reuse(experiment, tmp_path):
     quick = replace(experiment, output=tmp_path, epochs=1, model_kwargs={"ggnn": {"steps": 1, "embedding_dim": 8}})
     first = cross_validate(quick, "ggnn", "tahiti", 0, folds=[0, 1])
     assert (first[:2] >= 0).all() and (first[2:] == -1).all()
-    folder = tmp_path / "tahiti" / "ggnn-seed0"
+    (folder,) = (tmp_path / "tahiti").glob("ggnn-seed0-*")
     saved = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     assert {"fold-0.npy", "fold-1.npy", "run-0", "run-1"} <= set(saved)
     again = cross_validate(quick, "ggnn", "tahiti", 0, folds=[0, 1])
     np.testing.assert_array_equal(first, again)
-    config = load_config(None, {"task": "threadcoarsening", "model.name": "ggnn", "task.platform": "tahiti",
-                                "task.fold": 1, "epochs": 1, "output": str(tmp_path), "progress": False})
-    result = get_task("threadcoarsening").run(config)
-    assert result["kernels"] == 1 and result["output"] == str(tmp_path)
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == saved  # nothing retrained or added
+    cross_validate(replace(quick, epochs=2), "ggnn", "tahiti", 0, folds=[0])
+    assert len(list((tmp_path / "tahiti").glob("ggnn-seed0-*"))) == 2  # other settings: other folds
+    config = load_config(None, {"task": "threadcoarsening", "model.name": "ggnn", "task.platform": "tahiti",
+                                "task.fold": 1, "epochs": 1, "output": str(tmp_path / "cli"), "progress": False,
+                                "model.steps": 1, "model.embedding_dim": 8})
+    result = get_task("threadcoarsening").run(config)
+    assert result["kernels"] == 1 and result["output"] == str(tmp_path / "cli")
+    (run,) = (tmp_path / "cli" / "tahiti").glob("ggnn-seed0-*")
+    stamp = (run / "fold-1.npy").stat().st_mtime_ns
+    get_task("threadcoarsening").run(config)
+    assert (run / "fold-1.npy").stat().st_mtime_ns == stamp
 
 
 @pytest.mark.parametrize("key, value", [("platform", "foo"), ("source", "clean"), ("fold", 17)])
