@@ -277,7 +277,8 @@ def _run_job(job: _Job) -> tuple[int, bool, str, str, float, tuple[str, ...]]:
         module = compile_source_text(job.source, job.opt_level, job.flags, job.toolchain, job.timeout_s)
     except CompilationError as error:
         seconds = time.perf_counter() - started
-        if "timed out" not in error.message:
+        # A timeout or a stale precompiled header says nothing about the source: not remembered.
+        if "timed out" not in error.message and "precompiled header" not in error.stderr:
             record = {"reason": error.message, "diagnostics": error.stderr_tail}
             atomic_write(job.failure_path, json.dumps(record).encode())
         return job.index, False, error.message, error.stderr_tail, seconds, ()

@@ -254,7 +254,7 @@ def _use_precompiled_headers(toolchain: Toolchain, language: str, opt_level: int
     """Replace ``-include <ncc prelude>`` by ``-include-pch`` of a cached PCH, building it if needed.
 
     The PCH is keyed by the toolchain, language, optimisation level, the other flags and the header's
-    text, and written atomically under ``cache_home()/pch``. Any trouble falls back to the plain include.
+    text, path and modification time, and written atomically under ``cache_home()/pch``. Any trouble falls back to the plain include.
     """
     if language not in ("c", "c++"):
         return flags
@@ -266,8 +266,12 @@ def _use_precompiled_headers(toolchain: Toolchain, language: str, opt_level: int
     header = Path(flags[position + 1])
     other_flags = tuple(flags[:position]) + tuple(flags[position + 2:])
     other_flags = _without_quote_include_dirs(other_flags)  # user include paths are not checked by clang
+    # clang refuses a PCH whose header has another path or modification time than when it was built,
+    # so both are part of the key (another checkout of ncc gets a PCH of its own).
+    status = header.stat()
     material = "\0".join([toolchain.kind, toolchain.version, language, str(opt_level), *other_flags,
-                          hashlib.sha256(header.read_bytes()).hexdigest()])
+                          hashlib.sha256(header.read_bytes()).hexdigest(), str(header.resolve()),
+                          str(status.st_mtime_ns), str(status.st_size)])
     pch_path = cache_home() / "pch" / f"{header.stem}-{hashlib.sha256(material.encode()).hexdigest()[:24]}.pch"
     if not pch_path.is_file():
         pch_path.parent.mkdir(parents=True, exist_ok=True)
