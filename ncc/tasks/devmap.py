@@ -8,7 +8,8 @@ pinned sha256. The label of a row is the faster device (``oracle``); the auxilia
 Kernels become program graphs through ncc's frontend (``source="original"``: the original sources in
 ``devmap/ncc/kernels_cl`` with the suites' defines, clang -O2, the default), through NCC's 2018 IR
 (``source="ncc-ir"``), or from the DeepTune-normalised sources in the CSV itself (``source="normalised"``,
-which needs nothing but the CSV).
+which needs nothing but the CSV, but compiles only 496 of the 680 rows: the normalisation dropped helper
+functions the kernels call, and :meth:`DevmapExperiment.prepare` refuses it, listing the failures).
 
 Protocols (every model runs on the same folds):
 
