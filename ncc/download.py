@@ -21,7 +21,7 @@ from ncc.paths import data_home
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DataFile", "fetch", "sha256_of"]
+__all__ = ["DataFile", "fetch"]
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,6 @@ class DataFile:
     path: str
     url: str
     sha256: str
-
-
-def sha256_of(path: str | Path) -> str:
-    """The hex sha256 of a file's bytes."""
-    hasher = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            hasher.update(block)
-    return hasher.hexdigest()
 
 
 def fetch(item: DataFile, root: str | Path | None = None, timeout_s: float = 120.0) -> Path:

@@ -39,7 +39,6 @@ import hashlib
 import logging
 import tarfile
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -56,8 +55,8 @@ logger = logging.getLogger(__name__)
 
 PLATFORMS = ("amd", "nvidia")
 PLATFORM_NAMES = {"amd": "AMD Tahiti 7970", "nvidia": "NVIDIA GTX 970"}
-#: The static mapping (0 CPU, 1 GPU), as DeepTune defines it.
-STATIC_DEVICE = {"amd": 0, "nvidia": 1}  # the majority (oracle) device of each platform
+#: The static mapping (0 CPU, 1 GPU) as DeepTune defines it: the majority oracle device of each platform.
+STATIC_DEVICE = {"amd": 0, "nvidia": 1}
 DEVICES = ("CPU", "GPU")
 PROTOCOLS = ("published", "grouped")
 SOURCES = ("original", "ncc-ir", "normalised")
@@ -203,7 +202,7 @@ def devmap_score(table: DevmapTable, rows: np.ndarray, predictions: np.ndarray) 
             "speedup": float(np.mean(static / chosen))}
 
 
-def _ncc_ir_folder(progress: bool) -> Path:
+def _ncc_ir_folder() -> Path:
     """NCC's 2018 IR, unpacked once into the cache (atomically: a temporary folder renamed into place)."""
     target = cache_home() / "devmap" / "ncc-ir"
     if target.is_dir():
@@ -239,7 +238,7 @@ def devmap_modules(table: DevmapTable, source: str = "original", opt_level: int 
     keys = [f"{b}|{d}" for b, d in zip(table.benchmark, table.dataset)]
     kernels: dict[str, KernelSource] = {}
     if source == "ncc-ir":
-        folder = _ncc_ir_folder(progress)
+        folder = _ncc_ir_folder()
         for key, benchmark, dataset in zip(keys, table.benchmark, table.dataset):
             path = folder / f"{benchmark}_{dataset}.ll"
             kernels[key] = KernelSource(key, path if path.is_file() else folder / f"{benchmark}.ll")
@@ -461,8 +460,7 @@ def cross_validate(experiment: DevmapExperiment, model: str, protocol: str, seed
     Finished folds are kept in ``<output>/<protocol>/<platform>/<model>-seed<k>-<settings digest>/fold-<i>.npy``
     and reused by a run with the same settings.
     """
-    from ncc.fileio import atomic_write
-    from ncc.tasks.opencl import run_name
+    from ncc.tasks.opencl import out_of_fold, run_name
 
     if model not in MODELS:
         raise NccError(f"unknown devmap model {model!r}; choose one of {', '.join(MODELS)}")
@@ -471,22 +469,9 @@ def cross_validate(experiment: DevmapExperiment, model: str, protocol: str, seed
     folder = experiment.output / protocol / table.platform / run_name(model, seed, {
         "source": experiment.source, "epochs": experiment.epochs, "settings": experiment.settings,
         "model_kwargs": experiment.model_kwargs.get(model, {})})
-    predictions = np.full(len(table), -1, dtype=np.int64)
-    for index, (train, test) in enumerate(devmap_folds(table, protocol)):
-        if folds is not None and index not in folds:
-            continue
-        path = folder / f"fold-{index}.npy"
-        if path.is_file():
-            predictions[test] = np.load(path)
-            continue
-        started = time.perf_counter()
-        predicted = np.asarray(predictor(experiment, train, test, protocol, seed, folder / f"run-{index}"),
-                               dtype=np.int64)
-        atomic_write(path, lambda stream: np.save(stream, predicted), "wb")
-        predictions[test] = predicted
-        logger.info("devmap %s %s %s seed %d fold %d: %.1f%% in %.1f s", protocol, table.platform, model, seed,
-                    index, 100 * np.mean(predicted == table.label[test]), time.perf_counter() - started)
-    return predictions
+    return out_of_fold(devmap_folds(table, protocol), len(table), folder,
+                       lambda index, train, test, run: predictor(experiment, train, test, protocol, seed, run),
+                       folds, label=f"devmap {protocol} {table.platform} {model} seed {seed}")
 
 
 def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS + ("ggnn",),

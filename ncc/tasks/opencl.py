@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["KernelSource", "kernel_modules", "GraphFeatures", "StatementIds", "fit_predict_graph_model",
            "write_table", "markdown_table", "gradient_boosting", "graph_summary", "unique_graphs",
-           "kernel_embeddings", "run_name"]
+           "kernel_embeddings", "run_name", "out_of_fold"]
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,37 @@ def run_name(model: str, seed: int, settings: Mapping[str, Any]) -> str:
     """``<model>-seed<k>-<digest>``: the folder of a model's folds, so changed settings never reuse old folds."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return f"{model}-seed{seed}-{digest}"
+
+
+def out_of_fold(folds: Sequence[tuple[np.ndarray, np.ndarray]], size: int, folder: Path,
+                predict_fold: Any, only: Sequence[int] | None = None, label: str = "") -> np.ndarray:
+    """Out-of-fold predictions, each fold computed once and kept as ``folder/fold-<i>.npy``.
+
+    Args:
+        folds: ``(train, test)`` indices of every fold.
+        size: how many items the folds cover.
+        folder: where finished folds are kept (a fold found there is read, not computed).
+        predict_fold: ``(index, train, test, run_folder) -> predictions for test``.
+        only: the fold numbers to run (None: all).
+        label: what the log line names.
+
+    Returns:
+        ``int64 [size]``, ``-1`` for items of folds not run.
+    """
+    predictions = np.full(size, -1, dtype=np.int64)
+    for index, (train, test) in enumerate(folds):
+        if only is not None and index not in only:
+            continue
+        path = Path(folder) / f"fold-{index}.npy"
+        if path.is_file():
+            predictions[test] = np.load(path)
+            continue
+        started = time.perf_counter()
+        predicted = np.asarray(predict_fold(index, train, test, Path(folder) / f"run-{index}"), dtype=np.int64)
+        atomic_write(path, lambda stream: np.save(stream, predicted), "wb")
+        predictions[test] = predicted
+        logger.info("%s fold %d: %d predictions in %.1f s", label, index, len(test), time.perf_counter() - started)
+    return predictions
 
 
 def gradient_boosting(seed: int) -> Any:

@@ -50,7 +50,6 @@ import csv
 import hashlib
 import logging
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -477,34 +476,19 @@ def cross_validate(experiment: CoarseningExperiment, model: str, platform: str, 
     Finished folds are kept in ``<output>/<platform>/<model>-seed<k>-<settings digest>/fold-<i>.npy`` and
     reused by a run with the same settings; a neural fold's run folder is ``.../run-<i>``.
     """
-    from ncc.fileio import atomic_write
+    from ncc.tasks.opencl import out_of_fold, run_name
 
     if model not in MODELS:
         raise NccError(f"unknown threadcoarsening model {model!r}; choose one of {', '.join(MODELS)}")
     _platform_index(platform)
     predictor = MODELS[model][1]
     table = experiment.table
-    from ncc.tasks.opencl import run_name
-
     folder = experiment.output / platform / run_name(model, seed, {
         "source": experiment.source, "epochs": experiment.epochs, "val_kernels": experiment.val_kernels,
         "settings": experiment.settings, "model_kwargs": experiment.model_kwargs.get(model, {})})
-    predictions = np.full(len(table), -1, dtype=np.int64)
-    for index, (train, test) in enumerate(coarsening_folds(table)):
-        if folds is not None and index not in folds:
-            continue
-        path = folder / f"fold-{index}.npy"
-        if path.is_file():
-            predictions[test] = np.load(path)
-            continue
-        started = time.perf_counter()
-        predicted = np.asarray(predictor(experiment, train, test, platform, seed, folder / f"run-{index}"),
-                               dtype=np.int64)
-        atomic_write(path, lambda stream: np.save(stream, predicted), "wb")
-        predictions[test] = predicted
-        logger.info("threadcoarsening %s %s seed %d fold %d (%s): factor %d in %.1f s", platform, model, seed, index,
-                    table.kernels[index], FACTORS[int(predicted[0])], time.perf_counter() - started)
-    return predictions
+    return out_of_fold(coarsening_folds(table), len(table), folder,
+                       lambda index, train, test, run: predictor(experiment, train, test, platform, seed, run),
+                       folds, label=f"threadcoarsening {platform} {model} seed {seed}")
 
 
 def reproduce_threadcoarsening(output: str | Path, models: Sequence[str] = FAST_MODELS + ("ggnn",),

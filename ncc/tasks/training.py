@@ -671,6 +671,13 @@ def _report(config: TrainConfig, task: Task, task_data: TaskData, state: dict, f
     }
 
 
+def _checkpoint_model(payload: dict, device: torch.device, model_factory: ModelFactory | None) -> torch.nn.Module:
+    """The model a checkpoint holds, with its weights, on ``device``."""
+    model = build_task_model(payload["model_name"], payload["model_kwargs"], model_factory)
+    model.load_state_dict(payload["model"])
+    return model.to(device)
+
+
 def predict(checkpoint: str | os.PathLike | dict, dataset: Any, device: str = "auto", batch_size: int = 64,
             model_factory: ModelFactory | None = None) -> np.ndarray:
     """The logits a checkpoint's model gives each item of a dataset, in the dataset's order.
@@ -688,9 +695,7 @@ def predict(checkpoint: str | os.PathLike | dict, dataset: Any, device: str = "a
 
     payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     torch_device = resolve_device(device)
-    model = build_task_model(payload["model_name"], payload["model_kwargs"], model_factory)
-    model.load_state_dict(payload["model"])
-    model.to(torch_device)
+    model = _checkpoint_model(payload, torch_device, model_factory)
     sampler = GraphBatchSampler(dataset.num_nodes_per_graph, batch_size=batch_size, shuffle=False)
     logits, _, _ = _predict(model, _loader(dataset, sampler, 0, torch_device), torch_device, nullcontext,
                             get_task(payload["task"]), False, "predict")
@@ -731,9 +736,7 @@ def evaluate(checkpoint: str | os.PathLike | dict, data: str | os.PathLike | Non
     else:
         dataset = task.dataset_from_path(target, encoder, config, progress=progress)
     torch_device = resolve_device(config.device)
-    model = build_task_model(payload["model_name"], payload["model_kwargs"], model_factory)
-    model.load_state_dict(payload["model"])
-    model.to(torch_device)
+    model = _checkpoint_model(payload, torch_device, model_factory)
     use_amp, amp_dtype = _amp_settings(config, torch_device)
 
     def autocast():

@@ -1,4 +1,4 @@
-"""Shared inputs of the task tests: the loops task's data, built once per session."""
+"""Shared inputs of the task tests: the loops task's data, built once per session, and private caches."""
 
 from __future__ import annotations
 
@@ -16,3 +16,12 @@ def loops_cache(tmp_path_factory):
                                 **{f"task.{k}": v for k, v in LOOPS_OPTIONS.items()}})
     get_task("loops").prepare(config, progress=False)
     return cache
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A private ncc cache (``$NCC_CACHE``: compiled kernels, normalised sources) for one test module."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("ncc-cache")
+        patch.setenv("NCC_CACHE", str(folder))
+        yield folder

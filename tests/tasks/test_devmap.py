@@ -17,15 +17,6 @@ pytestmark = pytest.mark.skipif(not (DATA / "cgo17-amd.csv").is_file(), reason="
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A private ncc cache (compiled kernels) for this module."""
-    with pytest.MonkeyPatch.context() as patch:
-        folder = tmp_path_factory.mktemp("devmap-cache")
-        patch.setenv("NCC_CACHE", str(folder))
-        yield folder
-
-
-@pytest.fixture(scope="module")
 def experiment(cache, tmp_path_factory):
     from ncc.tasks.devmap import DevmapExperiment
 

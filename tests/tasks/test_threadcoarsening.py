@@ -21,15 +21,6 @@ ORACLE = {"cypress": 1.498, "tahiti": 1.404, "fermi": 1.339, "kepler": 1.184}
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A private ncc cache (compiled kernels, normalised sources) for this module."""
-    with pytest.MonkeyPatch.context() as patch:
-        folder = tmp_path_factory.mktemp("tc-cache")
-        patch.setenv("NCC_CACHE", str(folder))
-        yield folder
-
-
-@pytest.fixture(scope="module")
 def table(cache):
     from ncc.tasks.threadcoarsening import load_threadcoarsening
 
