@@ -187,12 +187,14 @@ def evaluate_command(checkpoint, data, device, batch_size, as_json):
 
 
 @cli.command("reproduce")
-@click.argument("task", type=click.Choice(["devmap", "threadcoarsening"]))
+@click.argument("task", type=click.Choice(["devmap", "threadcoarsening", "classifyapp"]))
 @click.option("--models", default=None,
               help="Comma-separated rows, or 'all' (default: the rows that finish on a CPU in minutes).")
 @click.option("--platform", "platforms", multiple=True, help="Only these platforms (repeatable).")
-@click.option("--protocol", "protocols", multiple=True, type=click.Choice(["published", "grouped"]),
-              help="devmap: only these protocols (repeatable; default both).")
+@click.option("--protocol", "protocols", multiple=True, type=click.Choice(["published", "grouped", "quick", "full"]),
+              help="devmap: published and/or grouped (repeatable; default both); classifyapp: quick (default) or full.")
+@click.option("--classes", type=click.IntRange(2, 104), default=104, show_default=True,
+              help="classifyapp: use POJ-104 labels 1..N.")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds per row (0, 1, ...).")
 @click.option("--source", type=click.Choice(["original", "ncc-ir", "normalised"]), default="original",
               show_default=True, help="Kernel IR: ncc-compiled originals, NCC's 2018 IR, or the normalised sources.")
@@ -201,25 +203,33 @@ def evaluate_command(checkpoint, data, device, batch_size, as_json):
 @click.option("--output", "-o", default=None, help="Folder for runs and the table (default results/TASK).")
 @_workers_option
 @_clang_option
-def reproduce_command(task, models, platforms, protocols, seeds, source, epochs, folds, output, workers, clang):
+def reproduce_command(task, models, platforms, protocols, seeds, source, epochs, folds, output, workers, clang,
+                      classes):
     """Run every row of the TASK's table on the same folds, print it, and save it as CSV and Markdown.
 
-    Finished folds are kept under --output, so an interrupted run continues where it stopped.
+    Finished folds (and training runs) are kept under --output, so an interrupted run continues where it stopped.
     """
     from pathlib import Path
 
+    if task == "classifyapp":
+        _reproduce_classifyapp(models, protocols, seeds, epochs, output, workers, classes, clang,
+                               platforms or folds or source != "original")
+        return
     if task == "devmap":
         from ncc.tasks import devmap as module
 
         run, fast = module.reproduce_devmap, module.FAST_MODELS
         extra = {"protocols": protocols or module.PROTOCOLS}
+        wrong = [p for p in protocols if p not in module.PROTOCOLS]
+        if wrong:
+            raise click.UsageError(f"devmap protocols are {' and '.join(module.PROTOCOLS)}, not {wrong[0]!r}")
     else:
         from ncc.tasks import threadcoarsening as module
 
         run, fast = module.reproduce_threadcoarsening, module.FAST_MODELS
         extra = {}
         if protocols:
-            raise click.UsageError("--protocol applies to devmap only")
+            raise click.UsageError("--protocol applies to devmap and classifyapp only")
     names = list(fast) if models is None else list(module.MODELS) if models == "all" else \
         [m.strip() for m in models.split(",") if m.strip()]
     unknown = [m for m in names if m not in module.MODELS]
@@ -239,6 +249,31 @@ def reproduce_command(task, models, platforms, protocols, seeds, source, epochs,
         folds=fold_list, workers=workers, clang=clang, **extra)
     click.echo((output / f"{task}.md").read_text(), nl=False)
     click.echo(f"saved: {output / task}.csv, {output / task}.md")
+
+
+def _reproduce_classifyapp(models, protocols, seeds, epochs, output, workers, classes, clang, devmap_only):
+    """``ncc reproduce classifyapp``: the POJ-104 table of the chosen rows (default bag and ggnn)."""
+    from pathlib import Path
+
+    from ncc.tasks import classifyapp
+
+    if devmap_only:
+        raise click.UsageError("--platform, --folds and --source do not apply to classifyapp")
+    if clang:
+        raise click.UsageError("--clang: classifyapp compiles with the default toolchain (or $NCC_CLANG)")
+    if len(protocols) > 1 or set(protocols) - set(classifyapp.PROTOCOLS):
+        raise click.UsageError(f"classifyapp takes one --protocol of {', '.join(classifyapp.PROTOCOLS)}")
+    names = ["bag", "ggnn"] if models is None else list(classifyapp.MODELS) if models == "all" else \
+        [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in names if m not in classifyapp.MODELS]
+    if unknown:
+        raise click.UsageError(f"unknown classifyapp row {unknown[0]!r}; choose from "
+                               f"{', '.join(classifyapp.MODELS)} or all")
+    output = Path(output or "results/classifyapp")
+    classifyapp.reproduce_classifyapp(output, names, protocols[0] if protocols else "quick", list(range(seeds)),
+                                      classes, settings={"epochs": epochs} if epochs else None, workers=workers)
+    click.echo((output / "classifyapp.md").read_text(), nl=False)
+    click.echo(f"saved: {output / 'classifyapp'}.csv, {output / 'classifyapp'}.md")
 
 
 def _metrics_line(head: str, metrics: dict) -> str:

@@ -16,7 +16,8 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 DATA = Path(os.environ.get("NCC_DATA", "/nonexistent"))
 NEEDS = {"devmap": DATA / "devmap" / "cgo17-amd.csv",
-         "threadcoarsening": DATA / "threadcoarsening" / "pact-2014-runtimes.csv"}
+         "threadcoarsening": DATA / "threadcoarsening" / "pact-2014-runtimes.csv",
+         "classifyapp": DATA / "poj104" / "manifest.csv.gz"}
 
 
 def kernel_of_this_python() -> str:
@@ -41,7 +42,7 @@ def outputs(notebook) -> list[dict]:
     return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
 
 
-@pytest.mark.parametrize("name", ["devmap", "threadcoarsening"])
+@pytest.mark.parametrize("name", ["devmap", "threadcoarsening", "classifyapp"])
 def test_notebook_runs_quick(name, tmp_path, monkeypatch):
     if not NEEDS[name].is_file():
         pytest.skip(f"$NCC_DATA/{name} not present")
@@ -61,8 +62,9 @@ def test_notebook_runs_quick(name, tmp_path, monkeypatch):
     results = outputs(notebook)
     assert not [o for o in results if o.output_type == "error"]
     text = "\n".join(str(o.get("data", {}).get("text/markdown", "")) for o in results)
-    assert "| static |" in text if name == "devmap" else "| oracle |" in text
-    assert "| published |" in text if name == "devmap" else "(published only)" in text
+    expected = {"devmap": ("| static |", "| published |"), "threadcoarsening": ("| oracle |", "(published only)"),
+                "classifyapp": ("| rgine |", "| ProGraML GGNN (Cummins et al., 2021) | (published) |")}[name]
+    assert all(line in text for line in expected)
     images = [o for o in results if "image/png" in o.get("data", {})]
-    assert len(images) >= 2  # speedups and a confusion matrix
+    assert len(images) >= (3 if name == "classifyapp" else 2)  # curves or speedups, a confusion matrix, a map
     assert (output / f"{name}.md").is_file() and list(output.glob("*.png"))

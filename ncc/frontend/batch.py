@@ -273,6 +273,8 @@ def _run_job(job: _Job) -> tuple[int, bool, str, str, float, tuple[str, ...]]:
         (index, succeeded, reason, diagnostics, seconds, full clang arguments).
     """
     started = time.perf_counter()
+    if _valid_cache_entry(job.ir_path):  # another batch sharing the cache finished it since this one was planned
+        return job.index, True, "", "", 0.0, ()
     try:
         module = compile_source_text(job.source, job.opt_level, job.flags, job.toolchain, job.timeout_s)
     except CompilationError as error:

@@ -67,6 +67,10 @@ from ncc.tasks.threadcoarsening import ThreadCoarseningTask  # noqa: E402
 
 register_task(ThreadCoarseningTask())
 
+from ncc.tasks.classifyapp import ClassifyappTask  # noqa: E402
+
+register_task(ClassifyappTask())
+
 __all__ = ["TASKS", "Task", "TaskData", "register_task", "get_task", "train", "evaluate", "TrainConfig",
            "ModelConfig", "OptimizerConfig", "DataConfig", "ConfigError", "load_config", "classification_metrics",
-           "LoopsTask", "DevmapTask", "ThreadCoarseningTask"]
+           "LoopsTask", "DevmapTask", "ThreadCoarseningTask", "ClassifyappTask"]

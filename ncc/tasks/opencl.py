@@ -318,10 +318,7 @@ def fit_predict_graph_model(model: str, train: Sequence[Any], val: Sequence[Any]
     if not ((output / training.REPORT_FILE).is_file() and (output / training.BEST_FILE).is_file()):
         overrides = {"task": task, "model.name": model, "seed": seed, "output": str(output), "progress": progress,
                      "device": "auto", "resume": (output / "checkpoint.pt").is_file()}
-        kwargs = dict(model_kwargs or {})
-        if pretrained is not None:
-            kwargs["embedding_dim"] = int(pretrained.shape[1])
-        overrides.update({f"model.{k}": v for k, v in kwargs.items()})
+        overrides.update({f"model.{k}": v for k, v in (model_kwargs or {}).items()})
         overrides.update(settings or {})
         batch_size = int(overrides.get("data.batch_size") or 32)
         while len(train) % batch_size == 1 and batch_size < len(train):
@@ -329,15 +326,8 @@ def fit_predict_graph_model(model: str, train: Sequence[Any], val: Sequence[Any]
         overrides["data.batch_size"] = batch_size
         config = load_config(None, overrides)
         data = TaskData(splits=datasets, encoder=encoder, num_classes=num_classes, aux_dim=aux_dim,
-                        info={split: len(d) for split, d in datasets.items()})
-        factory = None
-        if pretrained is not None:
-            from functools import partial
-
-            from ncc.models import build_model
-
-            factory = partial(build_model, pretrained_embeddings=pretrained)
-        training.train(config, task_data=data, model_factory=factory)
+                        info={split: len(d) for split, d in datasets.items()}, pretrained=pretrained)
+        training.train(config, task_data=data)
     return training.predict(output / training.BEST_FILE, datasets["test"])
 
 

@@ -1,4 +1,4 @@
-"""Figures for the two OpenCL tables (device mapping, thread coarsening), as the notebooks show them.
+"""Figures for the tables (device mapping, thread coarsening, POJ-104 classification), as the notebooks show them.
 
 Every function builds a :class:`matplotlib.figure.Figure` on its own Agg canvas (no pyplot, no global
 figure state, any backend), returns it, and with ``path`` also saves it as a PNG, atomically.
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ncc.tasks.threadcoarsening import CoarseningTable
 
 __all__ = ["devmap_speedup_by_suite", "devmap_confusion", "coarsening_speedup_by_kernel", "coarsening_confusion",
-           "best_model"]
+           "learning_curves", "most_confused", "classifyapp_confusion", "embedding_map", "best_model"]
 
 #: Rows that are references rather than models (never the "best model").
 REFERENCE_ROWS = ("static", "oracle", "one")
@@ -68,7 +68,7 @@ def _grouped_bars(axes, groups: Sequence[str], heights: Mapping[str, Sequence[fl
     axes.legend(fontsize="small", ncols=min(4, len(heights)))
 
 
-def _confusion(axes, matrix: np.ndarray, names: Sequence[str], title: str) -> None:
+def _confusion(axes, matrix: np.ndarray, names: Sequence[str], title: str, truth: str = "best (measured)") -> None:
     axes.imshow(matrix, cmap="Blues", vmin=0)
     threshold = matrix.max() / 2 if matrix.size and matrix.max() else 0.5
     for (true, predicted), count in np.ndenumerate(matrix):
@@ -77,7 +77,7 @@ def _confusion(axes, matrix: np.ndarray, names: Sequence[str], title: str) -> No
     axes.set_xticks(range(len(names)), names)
     axes.set_yticks(range(len(names)), names)
     axes.set_xlabel("predicted")
-    axes.set_ylabel("best (measured)")
+    axes.set_ylabel(truth)
     axes.set_title(title)
 
 
@@ -193,6 +193,84 @@ def coarsening_confusion(table: "CoarseningTable", platform: str, predictions: M
     _confusion(figure.add_subplot(), matrix, [str(f) for f in FACTORS],
                f"{model}, {PLATFORM_NAMES.get(platform, platform)}\n{len(kernels)} kernels, accuracy "
                f"{score['accuracy']:.0f}%, speedup {score['speedup']:.2f}")
+    return _save(figure, path)
+
+
+# ------------------------------------------------------------------------------------------ classifyapp
+
+def learning_curves(reports: Mapping[str, Sequence[Mapping[str, Any]]],
+                    path: str | os.PathLike | None = None) -> "Figure":
+    """Training loss and validation accuracy per epoch, one line per run, from the trainer's ``report.json``.
+
+    Args:
+        reports: model name -> its runs' reports (one per seed).
+    """
+    figure = _figure(11, 4)
+    loss_axes, accuracy_axes = figure.subplots(1, 2)
+    for index, (name, runs) in enumerate(reports.items()):
+        for seed, report in enumerate(runs):
+            history = report["history"]
+            epochs = [h["epoch"] for h in history]
+            label = name if seed == 0 else None
+            loss_axes.plot(epochs, [h["train_loss"] for h in history], color=f"C{index}", label=label)
+            accuracy_axes.plot(epochs, [100 * h["val"]["accuracy"] for h in history], color=f"C{index}",
+                               label=label)
+    loss_axes.set(xlabel="epoch", ylabel="training loss", yscale="log", title="training loss")
+    accuracy_axes.set(xlabel="epoch", ylabel="accuracy (%)", title="validation accuracy")
+    for axes in (loss_axes, accuracy_axes):
+        axes.legend(fontsize="small")
+        axes.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def most_confused(predicted: np.ndarray, labels: np.ndarray, count: int = 8) -> list[int]:
+    """The ``count`` classes that take part in the most errors (as truth or as prediction), most first."""
+    predicted, labels = np.asarray(predicted), np.asarray(labels)
+    wrong = predicted != labels
+    errors = np.bincount(np.concatenate([labels[wrong], predicted[wrong]]),
+                         minlength=int(max(labels.max(), predicted.max())) + 1)
+    order = np.argsort(-errors, kind="stable")
+    return [int(c) for c in order[:count]]
+
+
+def classifyapp_confusion(predicted: np.ndarray, labels: np.ndarray, count: int = 8, title: str = "",
+                          path: str | os.PathLike | None = None) -> "Figure":
+    """Confusion counts among the most-confused classes (see :func:`most_confused`), named by POJ-104 label."""
+    classes = most_confused(predicted, labels, count)
+    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    where = {c: i for i, c in enumerate(classes)}
+    for truth, guess in zip(np.asarray(labels), np.asarray(predicted)):
+        if truth in where and guess in where:
+            matrix[where[truth], where[guess]] += 1
+    figure = _figure(1.0 + 0.6 * len(classes), 1.0 + 0.6 * len(classes))
+    accuracy = 100 * float(np.mean(np.asarray(predicted) == np.asarray(labels)))
+    _confusion(figure.subplots(), matrix, [str(c + 1) for c in classes],
+               title or f"most-confused classes (accuracy {accuracy:.1f} %)", truth="true class")
+    return _save(figure, path)
+
+
+def embedding_map(features: np.ndarray, labels: np.ndarray, classes: int = 12, seed: int = 0, title: str = "",
+                  path: str | os.PathLike | None = None) -> "Figure":
+    """A t-SNE map of graph representations, coloured by class, for the ``classes`` most frequent classes."""
+    from sklearn.manifold import TSNE
+
+    features, labels = np.asarray(features, dtype=np.float64), np.asarray(labels)
+    kept = np.argsort(-np.bincount(labels), kind="stable")[:classes]
+    rows = np.flatnonzero(np.isin(labels, kept))
+    if len(rows) < 3:
+        raise ValueError(f"t-SNE needs at least 3 points, got {len(rows)}")
+    points = TSNE(n_components=2, perplexity=min(30.0, (len(rows) - 1) / 3), init="pca",
+                  random_state=seed).fit_transform(features[rows])
+    figure = _figure(7, 6)
+    axes = figure.subplots()
+    colours = {int(c): f"C{i % 10}" for i, c in enumerate(sorted(kept))}
+    markers = "os^v"
+    for i, c in enumerate(sorted(kept)):
+        mine = labels[rows] == c
+        axes.scatter(points[mine, 0], points[mine, 1], s=10, color=colours[int(c)], marker=markers[i // 10 % 4],
+                     label=str(int(c) + 1))
+    axes.set(xticks=[], yticks=[], title=title or f"t-SNE of graph representations ({len(kept)} classes)")
+    axes.legend(title="class", fontsize="x-small", ncols=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _save(figure, path)
 
 

@@ -31,6 +31,8 @@ class TaskData:
         num_classes: logits per graph (or node).
         aux_dim: graph-level auxiliary inputs per graph (0: none).
         info: task-specific facts for the report (sizes, class balance, cache hits...).
+        pretrained: a ``[V, D]`` node-feature matrix (e.g. inst2vec's) the model starts from, or None; the
+            checkpoint holds it as weights, so only training needs it.
     """
 
     splits: dict
@@ -38,6 +40,7 @@ class TaskData:
     num_classes: int
     aux_dim: int = 0
     info: dict = field(default_factory=dict)
+    pretrained: Any = None
 
 
 def classification_metrics(logits: np.ndarray, targets: np.ndarray, num_classes: int) -> dict[str, float]:

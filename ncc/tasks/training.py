@@ -240,6 +240,8 @@ def model_kwargs(config: TrainConfig, task: Task, data: TaskData) -> dict:
     kwargs["vocab_size"] = len(data.encoder)
     if data.aux_dim:
         kwargs["aux_dim"] = data.aux_dim
+    if data.pretrained is not None:
+        kwargs["embedding_dim"] = int(data.pretrained.shape[1])
     if task.level == "node":
         kwargs.setdefault("readout", "node")
     return kwargs
@@ -418,6 +420,12 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), model_factory
             if where.main:
                 where.barrier()
         kwargs = model_kwargs(config, task, task_data)
+        if task_data.pretrained is not None and model_factory is None:
+            from functools import partial
+
+            from ncc.models import build_model
+
+            model_factory = partial(build_model, pretrained_embeddings=task_data.pretrained)
         seed_everything(config.seed)
         model = build_task_model(config.model.name, kwargs, model_factory).to(device)
         parameters = sum(p.numel() for p in model.parameters())
@@ -679,7 +687,7 @@ def _checkpoint_model(payload: dict, device: torch.device, model_factory: ModelF
 
 
 def predict(checkpoint: str | os.PathLike | dict, dataset: Any, device: str = "auto", batch_size: int = 64,
-            model_factory: ModelFactory | None = None) -> np.ndarray:
+            model_factory: ModelFactory | None = None, features: bool = False) -> np.ndarray:
     """The logits a checkpoint's model gives each item of a dataset, in the dataset's order.
 
     Args:
@@ -687,9 +695,12 @@ def predict(checkpoint: str | os.PathLike | dict, dataset: Any, device: str = "a
         dataset: a :class:`~ncc.tasks.datasets.ProgramGraphDataset` made with the checkpoint's encoder.
         device: as for training.
         batch_size: graphs per batch.
+        features: return what the model's ``head`` reads (its graph representation: pooled node states
+            for ``rgine``, the readout beside the auxiliary inputs for ``ggnn`` with them) instead of the
+            logits; models without a ``head`` give their logits.
 
     Returns:
-        ``float32 [len(dataset), C]``.
+        ``float32 [len(dataset), C]`` (or ``[len(dataset), F]`` features).
     """
     from ncc.tasks import get_task
 
@@ -697,9 +708,17 @@ def predict(checkpoint: str | os.PathLike | dict, dataset: Any, device: str = "a
     torch_device = resolve_device(device)
     model = _checkpoint_model(payload, torch_device, model_factory)
     sampler = GraphBatchSampler(dataset.num_nodes_per_graph, batch_size=batch_size, shuffle=False)
-    logits, _, _ = _predict(model, _loader(dataset, sampler, 0, torch_device), torch_device, nullcontext,
-                            get_task(payload["task"]), False, "predict")
-    return logits
+    captured: list[torch.Tensor] = []
+    head = getattr(model, "head", None) if features else None
+    hook = head.register_forward_pre_hook(lambda _, inputs: captured.append(inputs[0].detach().float().cpu())) \
+        if head is not None else None
+    try:
+        logits, _, _ = _predict(model, _loader(dataset, sampler, 0, torch_device), torch_device, nullcontext,
+                                get_task(payload["task"]), False, "predict")
+    finally:
+        if hook is not None:
+            hook.remove()
+    return torch.cat(captured).numpy() if captured else logits
 
 
 def evaluate(checkpoint: str | os.PathLike | dict, data: str | os.PathLike | None = None, device: str = "auto",

@@ -1,0 +1,627 @@
+"""Algorithm classification on POJ-104 (Mou et al., AAAI 2016; NCC's and ProGraML's ``classifyapp``).
+
+Data: ``poj104/poj104_codexglue.tar.gz`` and ``poj104/manifest.csv.gz`` under ``$NCC_DATA`` (52,000
+student C/C++ programs, 104 classes of 500; see that folder's SOURCE.md). The archive is unpacked once
+into ncc's cache. Programs are compiled with the ``poj104`` dialect (NCC's prelude header, ``void main``
+rewritten) through the batch compiler's IR cache: parallel, resumable (a killed run keeps every finished
+compile) and free the second time. Programs that do not compile are left out of every split and listed,
+with clang's reason, in ``compile-failures-<key>.csv`` beside the processed data.
+
+Split (:data:`SPLIT_FILE`, shipped with ncc so everyone evaluates on the same programs): within each
+class, a permutation seeded by ``(SPLIT_SEED, label)`` puts 300 programs in ``train``, 100 in ``val`` and
+100 in ``test`` (3 : 1 : 1, as NCC). Protocols:
+
+* ``full``: all of it (31,200 / 10,400 / 10,400 programs before compile failures).
+* ``quick``: the first 60 / 20 / 20 of each class's train / val / test programs (6,240 / 2,080 / 2,080),
+  a subset of the full split, sized for a 2-core CPU.
+
+``classes=K`` keeps labels 1..K only (notebook tests). ``opt_levels="0,2"`` compiles every program at
+each level (augmentation as in NCC and ProGraML); all variants of a program stay in its split.
+
+Models: ``ggnn`` and ``rgine`` read the program graph with a node-text vocabulary fitted on the
+training split; ``lstm`` (NCC's model) reads inst2vec statement embeddings trained, without labels, on
+the training split's IR. ``bag`` (:func:`bag_of_nodes`) is a logistic regression on the counts of node
+texts, a code-reading baseline with no message passing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import gzip
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+import numpy as np
+
+from ncc.errors import DatasetError, NccError
+from ncc.fileio import atomic_write
+from ncc.paths import cache_home, data_home
+from ncc.tasks.config import ConfigError
+from ncc.tasks.task import Task, TaskData
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ncc.graph import ProgramGraph
+    from ncc.tasks.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Program", "load_programs", "source_folder", "make_split", "load_split", "write_split",
+           "select_programs", "ClassifyappOptions", "ClassifyappTask", "CompiledPrograms", "compile_programs",
+           "build_graphs", "ModuleStatementIds", "bag_of_nodes", "train_row", "run_folder", "split_outputs",
+           "reproduce_classifyapp", "MODELS", "PUBLISHED", "SPLIT_FILE", "SPLIT_SEED", "PROTOCOLS"]
+
+CLASSES = 104
+PER_CLASS = 500
+SPLITS = ("train", "val", "test")
+#: Programs per class in each split: the full protocol and the quick one.
+SPLIT_SIZES = {"full": (300, 100, 100), "quick": (60, 20, 20)}
+PROTOCOLS = tuple(SPLIT_SIZES)
+SPLIT_SEED = 104
+SPLIT_FILE = Path(__file__).with_name("data") / "poj104_split.csv.gz"
+
+#: Published test accuracy (%) on POJ-104; ProGraML's table quotes the first three as errors.
+PUBLISHED = {
+    "TBCNN (Mou et al., 2016)": 94.0,
+    "NCC inst2vec LSTM (Ben-Nun et al., 2018)": 94.83,
+    "XFG (ProGraML ablation, 2021)": 95.71,
+    "ProGraML GGNN (Cummins et al., 2021)": 96.62,
+}
+#: Row name -> what it reads.
+MODELS = {
+    "bag": "node-text counts (logistic regression)",
+    "lstm": "inst2vec statements (NCC's LSTM)",
+    "ggnn": "program graph (ProGraML's GGNN)",
+    "rgine": "program graph (ncc's relational GINE)",
+}
+NEURAL = ("lstm", "ggnn", "rgine")
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+@dataclass(frozen=True)
+class Program:
+    """One POJ-104 program: its class (1..104), its path inside the archive (``<label>/<n>.cpp``) and sha1."""
+
+    label: int
+    path: str
+    sha1: str
+
+
+def _poj_folder(root: str | Path | None) -> Path:
+    folder = Path(root) if root is not None else data_home() / "poj104"
+    for name in ("manifest.csv.gz", "poj104_codexglue.tar.gz"):
+        if not (folder / name).is_file():
+            raise DatasetError(f"POJ-104 is missing {name}; put the data set's folder at $NCC_DATA/poj104 "
+                               "(see ../shared/data/poj104/SOURCE.md for its origin)", str(folder / name))
+    return folder
+
+
+def load_programs(root: str | Path | None = None) -> list[Program]:
+    """The 52,000 programs of the manifest, in its order (by label, then file number)."""
+    path = _poj_folder(root) / "manifest.csv.gz"
+    with gzip.open(path, "rt", newline="") as handle:
+        programs = [Program(int(row["label"]), row["path"], row["sha1"]) for row in csv.DictReader(handle)]
+    if not programs:
+        raise DatasetError("the manifest lists no programs", str(path))
+    return programs
+
+
+def source_folder(root: str | Path | None = None, cache: str | Path | None = None) -> Path:
+    """The unpacked archive (``<folder>/<label>/<n>.cpp``), unpacked once into the cache.
+
+    The folder is named by the archive's size and modification time and appears whole or not at all (it is
+    unpacked next to its final place and renamed).
+    """
+    archive = _poj_folder(root) / "poj104_codexglue.tar.gz"
+    stat = archive.stat()
+    base = (Path(cache) if cache is not None else cache_home()) / "poj104"
+    folder = base / f"sources-{stat.st_size}-{int(stat.st_mtime)}"
+    if (folder / ".complete").is_file():
+        return folder
+    base.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".unpack-", dir=base))
+    try:
+        with tarfile.open(archive) as tar:
+            members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith("poj104/")
+                       and ".." not in Path(m.name).parts]
+            tar.extractall(scratch, members=members)
+        (scratch / "poj104" / ".complete").write_text("")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(scratch / "poj104", folder)
+    except (OSError, tarfile.TarError) as error:
+        raise DatasetError(f"cannot unpack POJ-104: {error}", str(archive)) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return folder
+
+
+def make_split(programs: Sequence[Program], seed: int = SPLIT_SEED) -> dict[str, tuple[str, int]]:
+    """path -> (split, rank): each class's programs in a permutation seeded by ``(seed, label)``.
+
+    The first 300 of a class are ``train``, the next 100 ``val``, the last 100 ``test`` (3 : 1 : 1 of 500;
+    for classes of another size the same fractions). ``rank`` is the position inside the class's part of
+    that split, so the quick protocol takes ranks below 60 / 20 / 20.
+    """
+    by_label: dict[int, list[str]] = {}
+    for program in programs:
+        by_label.setdefault(program.label, []).append(program.path)
+    split: dict[str, tuple[str, int]] = {}
+    for label, paths in sorted(by_label.items()):
+        order = np.random.default_rng([seed, label]).permutation(len(paths))
+        ordered = [sorted(paths)[i] for i in order]
+        train_end, val_end = round(len(paths) * 0.6), round(len(paths) * 0.8)
+        for position, path in enumerate(ordered):
+            if position < train_end:
+                split[path] = ("train", position)
+            elif position < val_end:
+                split[path] = ("val", position - train_end)
+            else:
+                split[path] = ("test", position - val_end)
+    return split
+
+
+def write_split(split: dict[str, tuple[str, int]], path: str | Path) -> Path:
+    """Write a split as gzipped CSV (``path,split,rank``), sorted by path, byte-stable (no gzip time stamp)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "split", "rank"])
+    for name in sorted(split, key=lambda p: (int(p.split("/")[0]), int(Path(p).stem))):
+        writer.writerow([name, *split[name]])
+    data = gzip.compress(buffer.getvalue().encode(), mtime=0)
+    return atomic_write(Path(path), data, "wb")
+
+
+def load_split(path: str | Path = SPLIT_FILE) -> dict[str, tuple[str, int]]:
+    """A split file written by :func:`write_split`.
+
+    Raises:
+        DatasetError: the file is missing or names a split other than train, val or test.
+    """
+    path = Path(path)
+    try:
+        with gzip.open(path, "rt", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, EOFError) as error:
+        raise DatasetError(f"cannot read the split file: {error}", str(path)) from None
+    split = {}
+    for row in rows:
+        if row.get("split") not in SPLITS:
+            raise DatasetError(f"unknown split {row.get('split')!r} for {row.get('path')!r}", str(path))
+        split[row["path"]] = (row["split"], int(row["rank"]))
+    return split
+
+
+def select_programs(programs: Sequence[Program], protocol: str = "full", classes: int = CLASSES,
+                    split: dict[str, tuple[str, int]] | None = None) -> dict[str, list[Program]]:
+    """The programs of each split under a protocol, for labels 1..``classes``.
+
+    Raises:
+        DatasetError: a program of the manifest is not in the split file.
+    """
+    split = load_split() if split is None else split
+    limits = dict(zip(SPLITS, SPLIT_SIZES[protocol]))
+    chosen: dict[str, list[Program]] = {name: [] for name in SPLITS}
+    for program in programs:
+        if program.label > classes:
+            continue
+        if program.path not in split:
+            raise DatasetError(f"{program.path} is not in the split file", str(SPLIT_FILE))
+        name, rank = split[program.path]
+        if rank < limits[name]:
+            chosen[name].append(program)
+    return chosen
+
+
+def _sha(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class CompiledPrograms:
+    """The compiled variants of a protocol's programs.
+
+    Attributes:
+        entries: split -> ``(program, opt level, IR file)`` of every variant that compiled.
+        failures: ``(program path, opt level, reason)`` of every variant that did not.
+        programs: how many programs were asked for.
+        key: a digest of the IR files and labels of every split (the processed datasets' source key).
+    """
+
+    entries: dict[str, list[tuple[Program, str, Path]]]
+    failures: list[tuple[str, str, str]]
+    programs: int
+    key: str
+
+    @property
+    def compiled_programs(self) -> int:
+        """Programs with at least one variant that compiled."""
+        return len({(p.path) for items in self.entries.values() for p, _, _ in items})
+
+    def summary(self) -> str:
+        done = self.compiled_programs
+        return (f"{done:,} of {self.programs:,} programs compiled ({100 * done / max(1, self.programs):.2f} %), "
+                f"{len(self.failures)} variant(s) failed")
+
+
+def compile_programs(chosen: dict[str, list[Program]], opt_levels: Sequence[str] = ("0",),
+                     workers: int | None = None, clang: Any = None, root: str | Path | None = None,
+                     cache: str | Path | None = None, progress: bool = True) -> CompiledPrograms:
+    """Compile every program of every split at each optimisation level (cached, resumable, parallel)."""
+    from ncc.frontend import compile_batch
+
+    folder = source_folder(root, cache)
+    programs = [p for name in SPLITS for p in chosen[name]]
+    entries: dict[str, list[tuple[Program, str, Path]]] = {name: [] for name in SPLITS}
+    failures: list[tuple[str, str, str]] = []
+    for level in opt_levels:
+        result = compile_batch([folder / p.path for p in programs], dialect="poj104", opt_level=level,
+                               workers=workers, clang=clang, progress=progress)
+        by_path = {entry.path: entry for entry in result.entries}
+        reasons = {failure.path: failure.reason for failure in result.failures}
+        for name in SPLITS:
+            for program in chosen[name]:
+                where = str(folder / program.path)
+                if where in by_path:
+                    entries[name].append((program, str(level), Path(by_path[where].ir_path)))
+                else:
+                    failures.append((program.path, str(level), reasons.get(where, "not compiled")))
+    key = _sha("ncc.classifyapp", {name: [(p.label, level, ir.name) for p, level, ir in items]
+                                   for name, items in entries.items()})
+    return CompiledPrograms(entries, failures, len(programs), key)
+
+
+def _build_graph(job: tuple[str, str]) -> "ProgramGraph":
+    from ncc.frontend import load
+    from ncc.graph import build
+
+    ir_path, name = job
+    return build(load(ir_path), name=name)
+
+
+def build_graphs(ir_files: Sequence[Path], workers: int | None = None, progress: bool = True,
+                 desc: str = "graphs") -> list["ProgramGraph"]:
+    """Program graphs of IR files, in order, built in ``workers`` processes; each graph is named by its IR file."""
+    from tqdm import tqdm
+
+    jobs = [(str(path), Path(path).stem) for path in ir_files]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    with tqdm(total=len(jobs), desc=desc, unit="graph", disable=not progress, leave=False) as bar:
+        if workers == 1:
+            graphs = []
+            for job in jobs:
+                graphs.append(_build_graph(job))
+                bar.update(1)
+            return graphs
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        graphs = []
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            for graph in pool.map(_build_graph, jobs, chunksize=32):
+                graphs.append(graph)
+                bar.update(1)
+        return graphs
+
+
+class _CompiledSplit:
+    """The examples of one split: graphs built (in parallel) the first time they are asked for."""
+
+    def __init__(self, items: Sequence[tuple[Program, str, Path]], key: str, workers: int | None, progress: bool,
+                 name: str):
+        self.items = list(items)
+        self.key = key
+        self.workers = workers
+        self.progress = progress
+        self.name = name
+        self._graphs = None
+
+    def graphs(self) -> list["ProgramGraph"]:
+        if self._graphs is None:
+            self._graphs = build_graphs([ir for _, _, ir in self.items], self.workers, self.progress,
+                                        desc=f"graphs {self.name}")
+        return self._graphs
+
+    def examples(self) -> Iterator:
+        from ncc.tasks.datasets import Example
+
+        for (program, level, _), graph in zip(self.items, self.graphs()):
+            yield Example(graph, program.label - 1, name=f"{program.path}@O{level}")
+
+
+class ModuleStatementIds:
+    """inst2vec statement ids per node, reading each graph's module (for struct types) from its IR file.
+
+    Graphs built by :func:`build_graphs` are named by their IR file's stem, which is how the file is found.
+
+    Args:
+        embeddings: trained :class:`~ncc.embeddings.skipgram.Embeddings`.
+        ir_files: every IR file whose graph will be transformed.
+    """
+
+    def __init__(self, embeddings: Any, ir_files: Sequence[Path]):
+        self.embeddings = embeddings
+        self._files = {Path(path).stem: Path(path) for path in ir_files}
+
+    def __len__(self) -> int:
+        return len(self.embeddings.feature_matrix())
+
+    def transform(self, graph: "ProgramGraph") -> np.ndarray:
+        from ncc.embeddings.normalise import module_statements
+        from ncc.frontend import load
+
+        if graph.module_name not in self._files:
+            raise KeyError(f"no IR file for graph {graph.module_name!r}")
+        _, statements = module_statements(load(self._files[graph.module_name]), graph)
+        return self.embeddings.ids_for_graph(graph, statements)
+
+    def digest(self) -> str:
+        hasher = hashlib.sha256(self.embeddings.matrix.tobytes())
+        hasher.update(json.dumps(self.embeddings.vocabulary.tokens_).encode())
+        return hasher.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ task
+
+@dataclass(frozen=True)
+class ClassifyappOptions:
+    """Options of ``ncc train classifyapp`` (the ``[task]`` table of a configuration).
+
+    Attributes:
+        protocol: ``full`` (300 / 100 / 100 per class) or ``quick`` (60 / 20 / 20).
+        classes: use labels 1..this (104: all).
+        opt_levels: comma-separated clang optimisation levels; each program is compiled at every one.
+        split_file: a split written by :func:`write_split` ("" : ncc's :data:`SPLIT_FILE`).
+    """
+
+    protocol: str = "quick"
+    classes: int = CLASSES
+    opt_levels: str = "0"
+    split_file: str = ""
+
+    def check(self, prefix: str = "task.", source: str | None = None) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"{prefix}protocol: must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}",
+                              source)
+        if not 2 <= self.classes <= CLASSES:
+            raise ConfigError(f"{prefix}classes: must be in 2..{CLASSES}, got {self.classes}", source)
+        levels = self.levels()
+        bad = [level for level in levels if level not in ("0", "1", "2", "3", "s", "z")]
+        if not levels or bad or len(set(levels)) != len(levels):
+            raise ConfigError(f"{prefix}opt_levels: expected distinct levels from 0,1,2,3,s,z, got {self.opt_levels!r}",
+                              source)
+        if self.split_file and not Path(self.split_file).is_file():
+            raise ConfigError(f"{prefix}split_file: no such file {self.split_file!r}", source)
+
+    def levels(self) -> list[str]:
+        return [level.strip() for level in self.opt_levels.split(",") if level.strip()]
+
+
+class ClassifyappTask(Task):
+    """104-way classification of POJ-104 programs; see the module docstring."""
+
+    name = "classifyapp"
+    description = "algorithm classification of POJ-104 programs (104 classes)"
+    options_class = ClassifyappOptions
+    level = "graph"
+    metric_names = ("accuracy", "f1", "loss")
+    monitor = "accuracy"
+
+    def compiled(self, options: ClassifyappOptions, workers: int | None = None, progress: bool = True,
+                 clang: Any = None) -> CompiledPrograms:
+        """Compile the protocol's programs; the failures are logged with their count."""
+        split = load_split(options.split_file) if options.split_file else load_split()
+        chosen = select_programs(load_programs(), options.protocol, options.classes, split)
+        compiled = compile_programs(chosen, options.levels(), workers=workers, clang=clang, progress=progress)
+        logger.info("classifyapp %s: %s", options.protocol, compiled.summary())
+        return compiled
+
+    def prepare(self, config: "TrainConfig", progress: bool = True, encoder: Any = None) -> TaskData:
+        """Compile and build the protocol's programs (all cached) into train / val / test datasets.
+
+        ``ggnn`` / ``rgine`` (and other graph models) get a ``NodeVocabulary`` fitted on ``train``;
+        ``lstm`` gets inst2vec embeddings trained on the training split's IR, handed to the model as its
+        frozen embedding table (``TaskData.pretrained``).
+        """
+        from ncc.embeddings.node_vocabulary import NodeVocabulary
+        from ncc.tasks.datasets import ProgramGraphDataset
+
+        options = self.check_options(config.task_options)
+        workers = None  # compile and build graphs on every CPU (config.data.workers is the DataLoader's)
+        root = (Path(config.data.cache_dir) if config.data.cache_dir else cache_home()) / "classifyapp"
+        compiled = self.compiled(options, workers=workers, progress=progress)
+        failures_path = _write_failures(compiled, root)
+        sources = {name: _CompiledSplit(compiled.entries[name], _sha(compiled.key, name), workers, progress, name)
+                   for name in SPLITS}
+        for name in SPLITS:
+            if not sources[name].items:
+                raise DatasetError(f"no program of split {name!r} compiled; see {failures_path}", str(root))
+        pretrained = None
+        ir_files = [ir for source in sources.values() for _, _, ir in source.items]
+        if isinstance(encoder, ModuleStatementIds):  # a checkpoint's: read this run's IR files
+            encoder = ModuleStatementIds(encoder.embeddings, ir_files)
+        elif encoder is None and config.model.name == "lstm":
+            embeddings = _train_embeddings([ir for _, _, ir in sources["train"].items],
+                                           root / f"inst2vec-{sources['train'].key[:16]}", progress)
+            encoder = ModuleStatementIds(embeddings, ir_files)
+            pretrained = embeddings.feature_matrix()
+        elif encoder is None:
+            path = root / f"vocabulary-{_sha(sources['train'].key, config.data.min_count)[:24]}.json"
+            if path.is_file():
+                encoder = NodeVocabulary.load(path)
+            else:
+                encoder = NodeVocabulary(min_count=config.data.min_count).fit(sources["train"].graphs())
+                encoder.save(path)
+        splits = {name: ProgramGraphDataset(root, source, encoder, name=f"{options.protocol}-{name}",
+                                            progress=progress) for name, source in sources.items()}
+        info = {name: {"graphs": len(data), "nodes_mean": float(np.mean(data.num_nodes_per_graph))}
+                for name, data in splits.items()}
+        info.update({"programs": compiled.programs, "compiled_programs": compiled.compiled_programs,
+                     "failed_variants": len(compiled.failures), "failures_file": str(failures_path),
+                     "vocabulary": len(encoder), "protocol": options.protocol, "classes": options.classes})
+        return TaskData(splits=splits, encoder=encoder, num_classes=options.classes, info=info,
+                        pretrained=pretrained)
+
+
+def _write_failures(compiled: CompiledPrograms, root: Path) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "opt_level", "reason"])
+    writer.writerows(compiled.failures)
+    return atomic_write(root / f"compile-failures-{compiled.key[:16]}.csv", buffer.getvalue())
+
+
+def _train_embeddings(ir_files: Sequence[Path], folder: Path, progress: bool):
+    """inst2vec trained without labels on IR files, cached in ``folder``."""
+    from ncc.embeddings.skipgram import Embeddings
+    from ncc.embeddings.train import embed
+
+    if (folder / "embeddings.npy").is_file():
+        return Embeddings.load(folder)
+    return embed([], folder, ir_files=[(Path(p).stem, str(p)) for p in ir_files], progress=progress,
+                 workers=os.cpu_count() or 1).embeddings
+
+
+# ------------------------------------------------------------------------------------------- the table
+
+#: Trainer settings of the neural rows on each protocol (overridden by ``settings``).
+TRAIN_SETTINGS = {
+    "quick": {"epochs": 12, "patience": 4, "data.batch_size": 64, "optimizer.lr": 2e-3},
+    "full": {"epochs": 80, "patience": 10, "data.batch_size": 64, "optimizer.lr": 1e-3},
+}
+
+
+def bag_of_nodes(data: TaskData, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Logistic regression on each graph's counts of node-text ids (sublinear tf-idf); C chosen on ``val``.
+
+    Reads the ``x`` ids of the processed datasets, so it sees the same programs and vocabulary as the
+    graph models, without edges.
+    """
+    import scipy.sparse as sparse
+    from sklearn.feature_extraction.text import TfidfTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    def counts(dataset) -> tuple[Any, np.ndarray]:
+        ids = dataset._data.x.reshape(-1).numpy()
+        rows = np.repeat(np.arange(len(dataset)), dataset.num_nodes_per_graph)
+        matrix = sparse.csr_matrix((np.ones(len(ids)), (rows, ids)), shape=(len(dataset), len(data.encoder)))
+        return matrix, dataset.labels.reshape(-1).numpy()
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (counts(data.splits[s]) for s in SPLITS)
+    tfidf = TfidfTransformer(sublinear_tf=True).fit(x_train)
+    x_train, x_val, x_test = (tfidf.transform(x) for x in (x_train, x_val, x_test))
+    best = None
+    for c in (1.0, 10.0, 100.0):
+        model = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x_train, y_train)
+        score = float(np.mean(model.predict(x_val) == y_val))
+        if best is None or score > best[0]:
+            best = (score, c, model)
+    _, c, model = best
+    return {"val": {"accuracy": best[0]}, "test": {"accuracy": float(np.mean(model.predict(x_test) == y_test))},
+            "C": c}
+
+
+def run_folder(output: str | Path, protocol: str, model: str, seed: int, settings: dict) -> Path:
+    """``<output>/<protocol>/<model>-seed<k>-<settings digest>``."""
+    from ncc.tasks.opencl import run_name
+
+    return Path(output) / protocol / run_name(model, seed, settings)
+
+
+def train_row(model: str, seed: int, output: str | Path, protocol: str = "quick", classes: int = CLASSES,
+              opt_levels: str = "0", settings: dict | None = None, progress: bool = True) -> dict:
+    """Train (or find finished) one neural row and return its report; an interrupted run resumes."""
+    from ncc.tasks import training
+    from ncc.tasks.config import load_config
+
+    merged = {**TRAIN_SETTINGS[protocol], **(settings or {})}
+    task_options = {"task.protocol": protocol, "task.classes": classes, "task.opt_levels": opt_levels}
+    folder = run_folder(output, protocol, model, seed, {**merged, **task_options})
+    report_path = folder / training.REPORT_FILE
+    if report_path.is_file() and (folder / training.BEST_FILE).is_file():
+        return json.loads(report_path.read_text())
+    overrides = {"task": "classifyapp", "model.name": model, "seed": seed, "output": str(folder),
+                 "progress": progress, "resume": (folder / training.CHECKPOINT_FILE).is_file(), **task_options,
+                 **merged}
+    return training.train(load_config(None, overrides)).report
+
+
+def split_outputs(run: str | Path, split: str = "test", features: bool = False,
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A finished run's logits (or graph representations, see :func:`ncc.tasks.training.predict`) on a split,
+    and the split's labels (0-based)."""
+    from ncc.tasks import training
+    from ncc.tasks.config import TrainConfig
+
+    payload = training.load_checkpoint(Path(run) / training.BEST_FILE)
+    config = TrainConfig.from_dict(payload["config"])
+    data = ClassifyappTask().prepare(config, progress=progress, encoder=payload["encoder"])
+    dataset = data.splits[split]
+    return training.predict(payload, dataset, features=features), dataset.labels.reshape(-1).numpy()
+
+
+def reproduce_classifyapp(output: str | Path, models: Sequence[str] = ("bag", "ggnn"), protocol: str = "quick",
+                          seeds: Sequence[int] = (0,), classes: int = CLASSES, opt_levels: str = "0",
+                          settings: dict | None = None, workers: int | None = None,
+                          progress: bool = True) -> list[dict]:
+    """Run every (model, seed), write ``classifyapp.csv`` / ``classifyapp.md`` to ``output``, return the rows.
+
+    Each row holds the test and validation accuracy (%) as mean and standard deviation over the seeds,
+    the programs that compiled, the training time and (not in the files) ``runs``, the run folders of the
+    neural rows; the published figures follow as rows of their own.
+    """
+    from ncc.tasks import get_task
+    from ncc.tasks.config import load_config
+    from ncc.tasks.opencl import write_table
+
+    for name in models:
+        if name not in MODELS:
+            raise NccError(f"unknown classifyapp model {name!r}; choose one of {', '.join(MODELS)}")
+    if protocol not in PROTOCOLS:
+        raise NccError(f"unknown classifyapp protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    output = Path(output)
+    task = get_task("classifyapp")
+    options = {"task.protocol": protocol, "task.classes": classes, "task.opt_levels": opt_levels}
+    compiled = task.compiled(task.check_options({k[5:]: v for k, v in options.items()}), workers, progress)
+    rows = []
+    for name in models:
+        results, runs = [], []
+        for seed in seeds:
+            if name == "bag":
+                config = load_config(None, {"task": "classifyapp", "model.name": "ggnn", "seed": seed, **options})
+                started = time.perf_counter()
+                metrics = bag_of_nodes(task.prepare(config, progress=progress), seed)
+                results.append({"test": metrics["test"]["accuracy"], "val": metrics["val"]["accuracy"],
+                                "seconds": time.perf_counter() - started, "epochs": None})
+                break  # deterministic: one fit stands for every seed
+            report = train_row(name, seed, output, protocol, classes, opt_levels, settings, progress)
+            runs.append(report["config"]["output"])
+            results.append({"test": report["metrics"]["test"]["accuracy"], "val": report["metrics"]["best_val"],
+                            "seconds": report["wall_time_s"], "epochs": report["epochs_run"]})
+        row = {"model": name, "reads": MODELS[name], "protocol": protocol, "seeds": len(results),
+               "programs": f"{compiled.compiled_programs}/{compiled.programs}", "runs": runs}
+        for metric in ("test", "val"):
+            values = 100 * np.array([r[metric] for r in results])
+            row[f"{metric}_accuracy"] = float(values.mean())
+            row[f"{metric}_accuracy_std"] = float(values.std()) if len(values) > 1 else float("nan")
+        row["minutes"] = float(np.mean([r["seconds"] for r in results]) / 60)
+        epochs = [r["epochs"] for r in results if r["epochs"] is not None]
+        row["epochs"] = float(np.mean(epochs)) if epochs else float("nan")
+        rows.append(row)
+    rows += [{"model": name, "reads": "(published)", "protocol": "NCC's 3:1:1 split", "test_accuracy": value}
+             for name, value in PUBLISHED.items()]
+    columns = ["model", "reads", "protocol", "test_accuracy", "test_accuracy_std", "val_accuracy",
+               "val_accuracy_std", "seeds", "epochs", "minutes", "programs"]
+    write_table(rows, columns, output / "classifyapp")
+    return rows
