@@ -1,0 +1,165 @@
+"""POJ-104 classification: the shipped split, the compiled datasets, the rows and the command line.
+
+Real data: the manifest and archive in ``$NCC_DATA/poj104`` (skipped without them), compiled by ncc's clang
+into a private cache; the datasets use two classes (200 programs under the quick protocol).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ncc.cli import main
+from ncc.errors import DatasetError
+from ncc.tasks import get_task, load_config
+from ncc.tasks import classifyapp
+from ncc.tasks.config import ConfigError
+
+DATA = Path(os.environ.get("NCC_DATA", "/nonexistent")) / "poj104"
+pytestmark = pytest.mark.skipif(not (DATA / "manifest.csv.gz").is_file(), reason="$NCC_DATA/poj104 not present")
+OPTIONS = {"task.protocol": "quick", "task.classes": 2}
+
+
+@pytest.fixture(scope="module")
+def programs():
+    return classifyapp.load_programs()
+
+
+@pytest.fixture(scope="module")
+def prepared(cache):
+    """The quick protocol's two-class datasets (node vocabulary), prepared once in the module's cache."""
+    config = load_config(None, {"task": "classifyapp", "model.name": "ggnn", **OPTIONS})
+    return get_task("classifyapp").prepare(config, progress=False)
+
+
+def test_shipped_split_is_the_seeded_three_one_one_split(programs):
+    shipped = classifyapp.load_split()
+    assert shipped == classifyapp.make_split(programs)
+    assert len(programs) == 52_000 and set(shipped) == {p.path for p in programs}
+    per_class = Counter((p.label, shipped[p.path][0]) for p in programs)
+    assert {per_class[(label, split)] for label in range(1, 105) for split in ("train",)} == {300}
+    assert {per_class[(label, split)] for label in range(1, 105) for split in ("val", "test")} == {100}
+
+
+def test_quick_protocol_is_a_subset_of_the_full_split(programs):
+    full = classifyapp.select_programs(programs, "full")
+    quick = classifyapp.select_programs(programs, "quick")
+    assert {s: len(v) for s, v in full.items()} == {"train": 31_200, "val": 10_400, "test": 10_400}
+    assert {s: len(v) for s, v in quick.items()} == {"train": 6_240, "val": 2_080, "test": 2_080}
+    for split in ("train", "val", "test"):
+        assert set(quick[split]) <= set(full[split])
+    assert Counter(p.label for p in quick["val"]) == {label: 20 for label in range(1, 105)}
+    paths = [p.path for split in full.values() for p in split]
+    assert len(paths) == len(set(paths))  # no program in two splits
+    three = classifyapp.select_programs(programs, "quick", classes=3)
+    assert {p.label for split in three.values() for p in split} == {1, 2, 3}
+
+
+def test_split_file_is_byte_stable_and_checked(programs, tmp_path):
+    split = classifyapp.make_split(programs[:1000])
+    first = classifyapp.write_split(split, tmp_path / "a.csv.gz").read_bytes()
+    assert classifyapp.write_split(split, tmp_path / "b.csv.gz").read_bytes() == first
+    assert classifyapp.load_split(tmp_path / "a.csv.gz") == split
+    bad = tmp_path / "bad.csv.gz"
+    bad.write_bytes(gzip.compress(b"path,split,rank\n1/2.cpp,holdout,0\n"))
+    with pytest.raises(DatasetError, match="holdout") as error:
+        classifyapp.load_split(bad)
+    assert str(bad) in str(error.value)
+
+
+def test_missing_data_names_the_file(tmp_path):
+    with pytest.raises(DatasetError, match="manifest.csv.gz") as error:
+        classifyapp.load_programs(tmp_path)
+    assert str(tmp_path) in str(error.value)
+
+
+def test_impossible_options_are_rejected():
+    task = get_task("classifyapp")
+    for options, key in (({"protocol": "half"}, "task.protocol"), ({"classes": 1}, "task.classes"),
+                         ({"opt_levels": "0,0"}, "task.opt_levels"), ({"opt_levels": "4"}, "task.opt_levels"),
+                         ({"split_file": "/nonexistent.csv.gz"}, "task.split_file")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            task.check_options(options)
+
+
+def test_prepare_compiles_the_programs_and_lists_every_failure(prepared):
+    info = prepared.info
+    assert info["programs"] == 200 and info["compiled_programs"] >= 190  # POJ-104 compiles at ~98 %
+    with open(info["failures_file"], newline="") as handle:
+        failures = list(csv.DictReader(handle))
+    assert len(failures) == info["programs"] - info["compiled_programs"]
+    assert all(row["reason"] and row["path"].endswith(".cpp") for row in failures)
+    sizes = {split: len(prepared.splits[split]) for split in ("train", "val", "test")}
+    assert sum(sizes.values()) == info["compiled_programs"] and 115 <= sizes["train"] <= 120
+    for split in ("train", "val", "test"):
+        assert set(prepared.splits[split].labels.tolist()) == {0, 1}
+    assert prepared.num_classes == 2 and prepared.pretrained is None
+
+
+def test_a_second_prepare_compiles_and_processes_nothing(prepared):
+    from ncc.frontend import compile_batch
+
+    config = load_config(None, {"task": "classifyapp", "model.name": "ggnn", **OPTIONS})
+    again = get_task("classifyapp").prepare(config, progress=False)
+    assert not any(again.splits[s].reprocessed for s in ("train", "val", "test"))
+    assert [again.splits[s].key for s in ("train", "val", "test")] == \
+        [prepared.splits[s].key for s in ("train", "val", "test")]
+    folder = classifyapp.source_folder()
+    sample = [folder / p.path for p in classifyapp.select_programs(classifyapp.load_programs(), "quick", 2)["val"]]
+    result = compile_batch(sample, dialect="poj104", opt_level=0, workers=1, progress=False)
+    assert result.cache_hits == len(sample) and result.compiled == 0
+
+
+def test_bag_of_nodes_tells_two_classes_apart(prepared):
+    metrics = classifyapp.bag_of_nodes(prepared)
+    assert metrics["test"]["accuracy"] > 0.85  # two balanced classes: chance is 0.5
+
+
+def test_a_neural_row_trains_once_and_is_reused(prepared, tmp_path):
+    settings = {"epochs": 1, "data.batch_size": 32}
+    report = classifyapp.train_row("rgine", 0, tmp_path, "quick", classes=2, settings=settings, progress=False)
+    assert report["task"] == "classifyapp" and report["epochs_run"] == 1
+    assert report["data"]["train"]["graphs"] == len(prepared.splits["train"])
+    again = classifyapp.train_row("rgine", 0, tmp_path, "quick", classes=2, settings=settings, progress=False)
+    assert again["finished_at"] == report["finished_at"]  # read back, not trained again
+    run = report["config"]["output"]
+    logits, labels = classifyapp.split_outputs(run, "test")
+    assert logits.shape == (len(prepared.splits["test"]), 2) and set(labels.tolist()) == {0, 1}
+    features, _ = classifyapp.split_outputs(run, "test", features=True)
+    assert features.shape[0] == len(labels) and features.shape[1] > 2  # pooled node states, not logits
+
+
+def test_lstm_reads_inst2vec_statements_trained_on_the_training_split(prepared):
+    config = load_config(None, {"task": "classifyapp", "model.name": "lstm", **OPTIONS})
+    data = get_task("classifyapp").prepare(config, progress=False)
+    assert isinstance(data.encoder, classifyapp.ModuleStatementIds)
+    assert data.pretrained.shape == (len(data.encoder), 200)
+    ids = data.splits["train"]._data.x.reshape(-1).numpy()
+    types = data.splits["train"]._data.node_type.reshape(-1).numpy()
+    statements = ids[types == 0]
+    known = np.count_nonzero(np.abs(data.pretrained[statements]).sum(axis=1) > 0)
+    assert known / len(statements) > 0.9  # statements of the training split have trained vectors
+
+
+def test_reproduce_command_rejects_options_of_other_tasks(capsys):
+    for arguments, message in ((["--protocol", "published"], "one --protocol"), (["--models", "svm"], "svm"),
+                               (["--platform", "amd"], "do not apply")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["reproduce", "classifyapp", *arguments])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+def test_reproduce_command_prints_the_table(prepared, tmp_path, capsys):
+    main(["reproduce", "classifyapp", "--classes", "2", "--models", "bag", "-o", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| bag |" in out and "| ProGraML GGNN (Cummins et al., 2021) | (published) |" in out
+    with open(tmp_path / "classifyapp.csv", newline="") as handle:
+        rows = {row["model"]: row for row in csv.DictReader(handle)}
+    assert float(rows["bag"]["test_accuracy"]) > 85 and rows["bag"]["programs"].endswith("/200")
