@@ -1,8 +1,9 @@
 """Algorithm classification on POJ-104 (Mou et al., AAAI 2016; NCC's and ProGraML's ``classifyapp``).
 
 Data: ``poj104/poj104_codexglue.tar.gz`` and ``poj104/manifest.csv.gz`` under ``$NCC_DATA`` (52,000
-student C/C++ programs, 104 classes of 500; see that folder's SOURCE.md). The archive is unpacked once
-into ncc's cache. Programs are compiled with the ``poj104`` dialect (NCC's prelude header, ``void main``
+student C/C++ programs, 104 classes of 500; see that folder's SOURCE.md). Where they are absent, they are
+rebuilt from the public origin (:data:`ORIGIN`, the GitHub repository SOURCE.md names) and kept only if the
+programs match :data:`CONTENT_SHA256`. The archive is unpacked once into ncc's cache. Programs are compiled with the ``poj104`` dialect (NCC's prelude header, ``void main``
 rewritten) through the batch compiler's IR cache: parallel, resumable (a killed run keeps every finished
 compile) and free the second time. Programs that do not compile are left out of every split and listed,
 with clang's reason, in ``compile-failures-<key>.csv`` beside the processed data.
@@ -41,7 +42,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -57,7 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Program", "load_programs", "source_folder", "make_split", "load_split", "write_split",
+__all__ = ["Program", "load_programs", "rebuild_from_origin", "content_digest", "ORIGIN", "CONTENT_SHA256", "source_folder", "make_split", "load_split", "write_split",
            "select_programs", "ClassifyappOptions", "ClassifyappTask", "CompiledPrograms", "compile_programs",
            "build_graphs", "ModuleStatementIds", "bag_of_nodes", "train_row", "run_folder", "split_outputs",
            "reproduce_classifyapp", "MODELS", "PUBLISHED", "SPLIT_FILE", "SPLIT_SEED", "PROTOCOLS"]
@@ -99,13 +100,107 @@ class Program:
     sha1: str
 
 
-def _poj_folder(root: str | Path | None) -> Path:
-    folder = Path(root) if root is not None else data_home() / "poj104"
-    for name in ("manifest.csv.gz", "poj104_codexglue.tar.gz"):
-        if not (folder / name).is_file():
-            raise DatasetError(f"POJ-104 is missing {name}; put the data set's folder at $NCC_DATA/poj104 "
-                               "(see ../shared/data/poj104/SOURCE.md for its origin)", str(folder / name))
+#: The public origin: GitHub's archive of guilhermeivo/dataset-poj-104 at the commit SOURCE.md names.
+ORIGIN = ("https://codeload.github.com/guilhermeivo/dataset-poj-104/tar.gz/"
+          "28790c701b1d595ad61665c95752581a751da1f0")
+#: sha256 of the 52,000 lines ``<label>/<n>.cpp <sha1 of the file>\n`` in (label, n) order: what a rebuild from
+#: the origin must give (GitHub's archives are not byte-stable, so their contents are pinned instead).
+CONTENT_SHA256 = "ea5cc62d8a1e9a6e2d18296403e044b50dd1f2b3675291dd6ad89f62d80c749b"
+_DATA_FILES = ("manifest.csv.gz", "poj104_codexglue.tar.gz")
+
+
+def _order(path: str) -> tuple[int, int]:
+    label, name = path.split("/")
+    return int(label), int(Path(name).stem)
+
+
+def content_digest(files: Iterable[tuple[str, str]]) -> str:
+    """sha256 over ``(path, sha1)`` pairs as :data:`CONTENT_SHA256` is computed."""
+    text = "".join(f"{path} {sha1}\n" for path, sha1 in sorted(files, key=lambda item: _order(item[0])))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _codexglue_split(label: int) -> str:
+    return "train" if label <= 64 else "valid" if label <= 80 else "test"
+
+
+def rebuild_from_origin(archive: str | Path, folder: str | Path, expected: str = CONTENT_SHA256) -> Path:
+    """Write ``manifest.csv.gz`` and ``poj104_codexglue.tar.gz`` into ``folder`` from the origin's archive.
+
+    As SOURCE.md describes: the ``codexglue/<label>/<n>.cpp`` files, where a label holds a file twice with
+    identical bytes (labels 65 and 81) the lower number is kept. Nothing is written unless the programs'
+    :func:`content_digest` equals ``expected``.
+
+    Raises:
+        DatasetError: the archive is unreadable or its programs differ from the pinned ones.
+    """
+    import re
+
+    folder = Path(folder)
+    pattern = re.compile(r"^[^/]+/codexglue/(\d+)/(\d+)\.cpp$")
+    kept: dict[str, bytes] = {}
+    try:
+        with tarfile.open(archive) as tar:
+            found = []
+            for member in tar:
+                match = pattern.match(member.name)
+                if match and member.isfile():
+                    found.append((int(match.group(1)), int(match.group(2)), tar.extractfile(member).read()))
+    except (OSError, tarfile.TarError) as error:
+        raise DatasetError(f"cannot read the POJ-104 archive: {error}", str(archive)) from None
+    seen: set[tuple[int, bytes]] = set()
+    for label, number, data in sorted(found, key=lambda item: item[:2]):
+        digest = hashlib.sha1(data).digest()
+        if (label, digest) not in seen:
+            seen.add((label, digest))
+            kept[f"{label}/{number}.cpp"] = data
+    hashes = {path: hashlib.sha1(data).hexdigest() for path, data in kept.items()}
+    if content_digest(hashes.items()) != expected:
+        raise DatasetError(f"the archive's {len(kept)} programs are not the pinned POJ-104 programs "
+                           f"(content sha256 {content_digest(hashes.items())}, expected {expected})", str(archive))
+    manifest = io.StringIO()
+    writer = csv.writer(manifest, lineterminator="\n")
+    writer.writerow(["label", "path", "bytes", "sha1", "codexglue_split"])
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(kept, key=_order):
+            label = int(path.split("/")[0])
+            writer.writerow([label, path, len(kept[path]), hashes[path], _codexglue_split(label)])
+            info = tarfile.TarInfo(f"poj104/{path}")
+            info.size, info.mtime = len(kept[path]), 1577836800
+            tar.addfile(info, io.BytesIO(kept[path]))
+    atomic_write(folder / "poj104_codexglue.tar.gz", buffer.getvalue(), "wb")
+    atomic_write(folder / "manifest.csv.gz", gzip.compress(manifest.getvalue().encode(), mtime=0), "wb")
     return folder
+
+
+def _poj_folder(root: str | Path | None) -> Path:
+    """The data set's folder; without ``root`` and without the files, they are rebuilt from :data:`ORIGIN`."""
+    folder = Path(root) if root is not None else data_home() / "poj104"
+    if all((folder / name).is_file() for name in _DATA_FILES):
+        return folder
+    if root is None:
+        import fcntl
+        import urllib.request
+
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".download.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not all((folder / name).is_file() for name in _DATA_FILES):
+                logger.info("downloading POJ-104 from %s", ORIGIN)
+                with tempfile.NamedTemporaryFile(dir=folder, suffix=".tar.gz") as scratch:
+                    try:
+                        with urllib.request.urlopen(ORIGIN, timeout=300) as response:
+                            shutil.copyfileobj(response, scratch)
+                    except OSError as error:
+                        raise DatasetError(f"POJ-104 is not in $NCC_DATA/poj104 and cannot be downloaded from "
+                                           f"{ORIGIN}: {error}", str(folder)) from None
+                    scratch.flush()
+                    rebuild_from_origin(scratch.name, folder)
+        return folder
+    missing = next(name for name in _DATA_FILES if not (folder / name).is_file())
+    raise DatasetError(f"POJ-104 is missing {missing} (see the data set's SOURCE.md for its origin)",
+                       str(folder / missing))
 
 
 def load_programs(root: str | Path | None = None) -> list[Program]:
@@ -178,7 +273,7 @@ def write_split(split: dict[str, tuple[str, int]], path: str | Path) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["path", "split", "rank"])
-    for name in sorted(split, key=lambda p: (int(p.split("/")[0]), int(Path(p).stem))):
+    for name in sorted(split, key=_order):
         writer.writerow([name, *split[name]])
     data = gzip.compress(buffer.getvalue().encode(), mtime=0)
     return atomic_write(Path(path), data, "wb")

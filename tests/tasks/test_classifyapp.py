@@ -163,3 +163,34 @@ def test_reproduce_command_prints_the_table(prepared, tmp_path, capsys):
     with open(tmp_path / "classifyapp.csv", newline="") as handle:
         rows = {row["model"]: row for row in csv.DictReader(handle)}
     assert float(rows["bag"]["test_accuracy"]) > 85 and rows["bag"]["programs"].endswith("/200")
+
+
+def test_rebuild_from_the_origin_layout_gives_the_pinned_programs(programs, tmp_path):
+    """The origin's layout (``<repo>-<commit>/codexglue/<label>/<n>.cpp``, label 65 with every program twice)."""
+    import io
+    import tarfile
+
+    labels = {3, 65}
+    with open(DATA / "removed_duplicates.csv", newline="") as handle:
+        twins = [row for row in csv.DictReader(handle) if int(row["label"]) in labels]
+    assert len(twins) == 500  # label 65 held each of its programs twice
+    origin = tmp_path / "origin.tar.gz"
+    with tarfile.open(DATA / "poj104_codexglue.tar.gz") as source, tarfile.open(origin, "w:gz") as target:
+        texts = {m.name[len("poj104/"):]: source.extractfile(m).read() for m in source
+                 if m.isfile() and int(m.name.split("/")[1]) in labels}
+        copies = {f"{row['label']}/{row['removed_file']}": texts[f"{row['label']}/{row['identical_to_kept_file']}"]
+                  for row in twins}
+        for path, data in {**texts, **copies}.items():
+            info = tarfile.TarInfo(f"dataset-poj-104-28790c7/codexglue/{path}")
+            info.size = len(data)
+            target.addfile(info, io.BytesIO(data))
+    wanted = [p for p in programs if p.label in labels]
+    expected = classifyapp.content_digest((p.path, p.sha1) for p in wanted)
+    folder = classifyapp.rebuild_from_origin(origin, tmp_path / "poj104", expected)
+    assert [(p.label, p.path, p.sha1) for p in classifyapp.load_programs(folder)] == \
+        [(p.label, p.path, p.sha1) for p in wanted]
+    with tarfile.open(folder / "poj104_codexglue.tar.gz") as rebuilt:
+        assert len([m for m in rebuilt if m.isfile()]) == 1000
+    with pytest.raises(DatasetError, match="not the pinned POJ-104 programs"):
+        classifyapp.rebuild_from_origin(origin, tmp_path / "other", classifyapp.CONTENT_SHA256)
+    assert not (tmp_path / "other").exists()
