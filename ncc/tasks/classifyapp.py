@@ -256,7 +256,7 @@ def make_split(programs: Sequence[Program], seed: int = SPLIT_SEED) -> dict[str,
     split: dict[str, tuple[str, int]] = {}
     for label, paths in sorted(by_label.items()):
         order = np.random.default_rng([seed, label]).permutation(len(paths))
-        ordered = [sorted(paths)[i] for i in order]
+        ordered = np.asarray(sorted(paths))[order].tolist()
         train_end, val_end = round(len(paths) * 0.6), round(len(paths) * 0.8)
         for position, path in enumerate(ordered):
             if position < train_end:
@@ -378,17 +378,23 @@ def compile_programs(chosen: dict[str, list[Program]], opt_levels: Sequence[str]
     return CompiledPrograms(entries, failures, len(programs), key)
 
 
-def _build_graph(job: tuple[str, str]) -> "ProgramGraph":
+def _build_graph(job: tuple[str, str]) -> "ProgramGraph | str":
     from ncc.frontend import load
     from ncc.graph import build
 
     ir_path, name = job
-    return build(load(ir_path), name=name)
+    try:
+        return build(load(ir_path), name=name)
+    except NccError as error:
+        return str(error)
 
 
 def build_graphs(ir_files: Sequence[Path], workers: int | None = None, progress: bool = True,
-                 desc: str = "graphs") -> list["ProgramGraph"]:
-    """Program graphs of IR files, in order, built in ``workers`` processes; each graph is named by its IR file."""
+                 desc: str = "graphs") -> list["ProgramGraph | str"]:
+    """Program graphs of IR files, in order, built in ``workers`` processes; each graph is named by its IR file.
+
+    An IR file the builder rejects gives its one-line reason (a ``str``) in place of the graph.
+    """
     from tqdm import tqdm
 
     jobs = [(str(path), Path(path).stem) for path in ir_files]
@@ -420,19 +426,28 @@ class _CompiledSplit:
         self.workers = workers
         self.progress = progress
         self.name = name
-        self._graphs = None
+        self._built: list | None = None
+        self._graphs: list | None = None
 
     def graphs(self) -> list["ProgramGraph"]:
+        """The graphs of the split's IR files (those the builder rejected are logged and left out)."""
         if self._graphs is None:
-            self._graphs = build_graphs([ir for _, _, ir in self.items], self.workers, self.progress,
-                                        desc=f"graphs {self.name}")
+            built = build_graphs([ir for _, _, ir in self.items], self.workers, self.progress,
+                                 desc=f"graphs {self.name}")
+            failed = [(item, reason) for item, reason in zip(self.items, built) if isinstance(reason, str)]
+            for (program, level, _), reason in failed:
+                logger.warning("%s at -O%s: no graph: %s", program.path, level, reason)
+            self._built = built
+            self._graphs = [graph for graph in built if not isinstance(graph, str)]
         return self._graphs
 
     def examples(self) -> Iterator:
         from ncc.tasks.datasets import Example
 
-        for (program, level, _), graph in zip(self.items, self.graphs()):
-            yield Example(graph, program.label - 1, name=f"{program.path}@O{level}")
+        self.graphs()
+        for (program, level, _), graph in zip(self.items, self._built):
+            if not isinstance(graph, str):
+                yield Example(graph, program.label - 1, name=f"{program.path}@O{level}")
 
 
 class ModuleStatementIds:
