@@ -610,6 +610,9 @@ TRAIN_SETTINGS = {
     "quick": {"epochs": 12, "patience": 4, "data.batch_size": 64, "optimizer.lr": 2e-3},
     "full": {"epochs": 80, "patience": 10, "data.batch_size": 64, "optimizer.lr": 1e-3},
 }
+#: Per model and protocol, on top of TRAIN_SETTINGS: a CPU LSTM steps through the longest sequence of a
+#: batch, so the quick protocol reads each program's first 512 statements (the median program has ~170).
+MODEL_SETTINGS = {("lstm", "quick"): {"model.max_length": 512}}
 
 
 def bag_of_nodes(data: TaskData, seed: int = 0) -> dict[str, dict[str, float]]:
@@ -655,7 +658,7 @@ def train_row(model: str, seed: int, output: str | Path, protocol: str = "quick"
     from ncc.tasks import training
     from ncc.tasks.config import load_config
 
-    merged = {**TRAIN_SETTINGS[protocol], **(settings or {})}
+    merged = {**TRAIN_SETTINGS[protocol], **MODEL_SETTINGS.get((model, protocol), {}), **(settings or {})}
     task_options = {"task.protocol": protocol, "task.classes": classes, "task.opt_levels": opt_levels}
     folder = run_folder(output, protocol, model, seed, {**merged, **task_options})
     report_path = folder / training.REPORT_FILE

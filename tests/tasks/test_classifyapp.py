@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -194,3 +195,37 @@ def test_rebuild_from_the_origin_layout_gives_the_pinned_programs(programs, tmp_
     with pytest.raises(DatasetError, match="not the pinned POJ-104 programs"):
         classifyapp.rebuild_from_origin(origin, tmp_path / "other", classifyapp.CONTENT_SHA256)
     assert not (tmp_path / "other").exists()
+
+
+def _ddp_worker(rank: int, world: int, port: int, output: str, queue) -> None:
+    import torch
+
+    from ncc.tasks import train
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    torch.set_num_threads(1)
+    config = load_config(None, {"task": "classifyapp", "model.name": "rgine", "model.hidden_size": 16,
+                                "model.num_layers": 2, "epochs": 1, "device": "cpu", "output": output,
+                                "progress": False, **OPTIONS})
+    result = train(config)
+    queue.put((rank, result.history[0]["train_loss"], result.report["world_size"]))
+
+
+def test_two_process_ddp_run_trains_on_the_prepared_splits(prepared, tmp_path):
+    """What ``torchrun --nproc_per_node 2 -m ncc.cli train classifyapp ...`` does, on CPU with gloo."""
+    import socket
+
+    import torch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    queue = torch.multiprocessing.get_context("spawn").SimpleQueue()
+    torch.multiprocessing.start_processes(_ddp_worker, args=(2, port, str(tmp_path / "ddp"), queue), nprocs=2,
+                                          join=True, start_method="spawn")
+    results = sorted(queue.get() for _ in range(2))
+    assert results[0][1] == results[1][1] and all(world == 2 for _, _, world in results)
+    report = json.loads((tmp_path / "ddp" / "report.json").read_text())
+    assert report["data"]["test"]["graphs"] == len(prepared.splits["test"])
+    assert 0.0 <= report["metrics"]["test"]["accuracy"] <= 1.0
