@@ -5,8 +5,9 @@ student C/C++ programs, 104 classes of 500; see that folder's SOURCE.md). Where 
 rebuilt from the public origin (:data:`ORIGIN`, the GitHub repository SOURCE.md names) and kept only if the
 programs match :data:`CONTENT_SHA256`. The archive is unpacked once into ncc's cache. Programs are compiled
 with the ``poj104`` dialect (NCC's prelude header, ``void main`` rewritten) through the batch compiler's IR
-cache: parallel, resumable (a killed run keeps every finished compile) and free the second time. Programs that do not compile are left out of every split and listed,
-with clang's reason, in ``compile-failures-<key>.csv`` beside the processed data.
+cache: parallel, resumable (a killed run keeps every finished compile) and free the second time. Programs
+that do not compile are left out of every split and listed, with clang's reason, in
+``compile-failures-<key>.csv`` beside the processed data.
 
 Split (:data:`SPLIT_FILE`, shipped with ncc so everyone evaluates on the same programs): within each
 class, a permutation seeded by ``(SPLIT_SEED, label)`` puts 300 programs in ``train``, 100 in ``val`` and
@@ -59,7 +60,8 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 __all__ = ["Program", "load_programs", "rebuild_from_origin", "content_digest", "ORIGIN", "CONTENT_SHA256",
-           "source_folder", "make_split", "load_split", "write_split", "select_programs", "ClassifyappOptions", "ClassifyappTask", "CompiledPrograms", "compile_programs",
+           "source_folder", "make_split", "load_split", "write_split", "select_programs", "ClassifyappOptions",
+           "ClassifyappTask", "CompiledPrograms", "compile_programs",
            "build_graphs", "ModuleStatementIds", "bag_of_nodes", "train_row", "run_folder", "split_outputs",
            "reproduce_classifyapp", "MODELS", "PUBLISHED", "SPLIT_FILE", "SPLIT_SEED", "PROTOCOLS"]
 
