@@ -270,9 +270,12 @@ def _reproduce_classifyapp(models, protocols, seeds, epochs, output, workers, cl
         raise click.UsageError(f"unknown classifyapp row {unknown[0]!r}; choose from "
                                f"{', '.join(classifyapp.MODELS)} or all")
     output = Path(output or "results/classifyapp")
-    classifyapp.reproduce_classifyapp(output, names, protocols[0] if protocols else "quick", list(range(seeds)),
-                                      classes, settings={"epochs": epochs} if epochs else None, workers=workers)
+    rows = classifyapp.reproduce_classifyapp(output, names, protocols[0] if protocols else "quick",
+                                             list(range(seeds)), classes,
+                                             settings={"epochs": epochs} if epochs else None, workers=workers)
     click.echo((output / "classifyapp.md").read_text(), nl=False)
+    click.echo(f"programs compiled: {rows[0]['programs']}; the others are listed with clang's reason in "
+               f"{output / 'compile-failures.csv'}")
     click.echo(f"saved: {output / 'classifyapp'}.csv, {output / 'classifyapp'}.md")
 
 

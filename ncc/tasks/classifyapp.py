@@ -347,6 +347,14 @@ class CompiledPrograms:
         """Programs with at least one variant that compiled."""
         return len({(p.path) for items in self.entries.values() for p, _, _ in items})
 
+    def write_failures(self, path: str | Path) -> Path:
+        """Write the failures as CSV (``path,opt_level,reason``), atomically."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["path", "opt_level", "reason"])
+        writer.writerows(self.failures)
+        return atomic_write(Path(path), buffer.getvalue())
+
     def summary(self) -> str:
         done = self.compiled_programs
         return (f"{done:,} of {self.programs:,} programs compiled ({100 * done / max(1, self.programs):.2f} %), "
@@ -553,7 +561,7 @@ class ClassifyappTask(Task):
         workers = None  # compile and build graphs on every CPU (config.data.workers is the DataLoader's)
         root = (Path(config.data.cache_dir) if config.data.cache_dir else cache_home()) / "classifyapp"
         compiled = self.compiled(options, workers=workers, progress=progress)
-        failures_path = _write_failures(compiled, root)
+        failures_path = compiled.write_failures(root / f"compile-failures-{compiled.key[:16]}.csv")
         sources = {name: _CompiledSplit(compiled.entries[name], _sha(compiled.key, name), workers, progress, name)
                    for name in SPLITS}
         for name in SPLITS:
@@ -584,14 +592,6 @@ class ClassifyappTask(Task):
                      "vocabulary": len(encoder), "protocol": options.protocol, "classes": options.classes})
         return TaskData(splits=splits, encoder=encoder, num_classes=options.classes, info=info,
                         pretrained=pretrained)
-
-
-def _write_failures(compiled: CompiledPrograms, root: Path) -> Path:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "opt_level", "reason"])
-    writer.writerows(compiled.failures)
-    return atomic_write(root / f"compile-failures-{compiled.key[:16]}.csv", buffer.getvalue())
 
 
 def _train_embeddings(ir_files: Sequence[Path], folder: Path, progress: bool):
@@ -692,6 +692,7 @@ def reproduce_classifyapp(output: str | Path, models: Sequence[str] = ("bag", "g
                           progress: bool = True) -> list[dict]:
     """Run every (model, seed), write ``classifyapp.csv`` / ``classifyapp.md`` to ``output``, return the rows.
 
+    The programs that did not compile are listed in ``compile-failures.csv`` there.
     Each row holds the test and validation accuracy (%) as mean and standard deviation over the seeds,
     the programs that compiled, the training time and (not in the files) ``runs``, the run folders of the
     neural rows; the published figures follow as rows of their own.
@@ -709,6 +710,7 @@ def reproduce_classifyapp(output: str | Path, models: Sequence[str] = ("bag", "g
     task = get_task("classifyapp")
     options = {"task.protocol": protocol, "task.classes": classes, "task.opt_levels": opt_levels}
     compiled = task.compiled(task.check_options({k[5:]: v for k, v in options.items()}), workers, progress)
+    compiled.write_failures(output / "compile-failures.csv")
     rows = []
     for name in models:
         results, runs = [], []

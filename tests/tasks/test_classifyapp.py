@@ -164,6 +164,9 @@ def test_reproduce_command_prints_the_table(prepared, tmp_path, capsys):
     with open(tmp_path / "classifyapp.csv", newline="") as handle:
         rows = {row["model"]: row for row in csv.DictReader(handle)}
     assert float(rows["bag"]["test_accuracy"]) > 85 and rows["bag"]["programs"].endswith("/200")
+    with open(tmp_path / "compile-failures.csv", newline="") as handle:
+        failed = list(csv.DictReader(handle))
+    assert len(failed) == 200 - int(rows["bag"]["programs"].split("/")[0]) and "compile-failures.csv" in out
 
 
 def test_rebuild_from_the_origin_layout_gives_the_pinned_programs(programs, tmp_path):
