@@ -232,3 +232,18 @@ def test_two_process_ddp_run_trains_on_the_prepared_splits(prepared, tmp_path):
     report = json.loads((tmp_path / "ddp" / "report.json").read_text())
     assert report["data"]["test"]["graphs"] == len(prepared.splits["test"])
     assert 0.0 <= report["metrics"]["test"]["accuracy"] <= 1.0
+
+
+def test_every_variant_of_a_program_stays_in_its_split(programs, prepared):
+    chosen = classifyapp.select_programs(programs, "quick", classes=2)
+    compiled = classifyapp.compile_programs(chosen, ("0", "2"), progress=False)
+    split_of: dict[str, set] = {}
+    levels: dict[str, set] = {}
+    for split, items in compiled.entries.items():
+        for program, level, ir in items:
+            split_of.setdefault(program.path, set()).add(split)
+            levels.setdefault(program.path, set()).add(level)
+            assert ir.is_file()
+    assert all(len(splits) == 1 for splits in split_of.values())
+    assert sum(levels[path] == {"0", "2"} for path in levels) >= 0.95 * len(levels)
+    assert compiled.compiled_programs == len(levels) and compiled.programs == 200
