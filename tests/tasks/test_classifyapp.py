@@ -134,6 +134,11 @@ def test_a_neural_row_trains_once_and_is_reused(prepared, tmp_path):
     assert logits.shape == (len(prepared.splits["test"]), 2) and set(labels.tolist()) == {0, 1}
     features, _ = classifyapp.split_outputs(run, "test", features=True)
     assert features.shape[0] == len(labels) and features.shape[1] > 2  # pooled node states, not logits
+    from ncc.tasks import evaluate
+
+    outcome = evaluate(Path(run) / "best.pt", progress=False)
+    assert outcome["metrics"]["accuracy"] == pytest.approx(report["metrics"]["test"]["accuracy"])
+    assert outcome["metrics"]["accuracy"] == pytest.approx(float(np.mean(logits.argmax(axis=1) == labels)))
 
 
 def test_lstm_reads_inst2vec_statements_trained_on_the_training_split(prepared):
