@@ -695,9 +695,9 @@ def predict(checkpoint: str | os.PathLike | dict, dataset: Any, device: str = "a
         dataset: a :class:`~ncc.tasks.datasets.ProgramGraphDataset` made with the checkpoint's encoder.
         device: as for training.
         batch_size: graphs per batch.
-        features: return what the model's ``head`` reads (its graph representation: pooled node states
-            for ``rgine``, the readout beside the auxiliary inputs for ``ggnn`` with them) instead of the
-            logits; models without a ``head`` give their logits.
+        features: return what the model's ``head`` reads (its graph representation: the pooled node
+            states of ``rgine``, the last LSTM state of ``lstm``) instead of the logits; models without a
+            ``head`` (``ggnn``) give their logits.
 
     Returns:
         ``float32 [len(dataset), C]`` (or ``[len(dataset), F]`` features).
