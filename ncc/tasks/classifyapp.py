@@ -487,9 +487,9 @@ class ModuleStatementIds:
         return self.embeddings.ids_for_graph(graph, statements)
 
     def digest(self) -> str:
-        hasher = hashlib.sha256(self.embeddings.matrix.tobytes())
-        hasher.update(json.dumps(self.embeddings.vocabulary.tokens_).encode())
-        return hasher.hexdigest()
+        from ncc.tasks.opencl import embeddings_digest
+
+        return embeddings_digest(self.embeddings)
 
 
 # ------------------------------------------------------------------------------------------------ task

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["KernelSource", "kernel_modules", "GraphFeatures", "StatementIds", "fit_predict_graph_model",
            "write_table", "markdown_table", "gradient_boosting", "graph_summary", "unique_graphs",
-           "kernel_embeddings", "run_name", "out_of_fold"]
+           "kernel_embeddings", "run_name", "out_of_fold", "embeddings_digest"]
 
 
 @dataclass(frozen=True)
@@ -201,9 +201,14 @@ class StatementIds:
             raise KeyError(f"StatementIds has no statements for graph {graph.module_name!r}") from None
 
     def digest(self) -> str:
-        hasher = hashlib.sha256(self.embeddings.matrix.tobytes())
-        hasher.update(json.dumps(self.embeddings.vocabulary.tokens_).encode())
-        return hasher.hexdigest()
+        return embeddings_digest(self.embeddings)
+
+
+def embeddings_digest(embeddings: Any) -> str:
+    """sha256 of trained embeddings' matrix and vocabulary: the content of an inst2vec feature encoder."""
+    hasher = hashlib.sha256(embeddings.matrix.tobytes())
+    hasher.update(json.dumps(embeddings.vocabulary.tokens_).encode())
+    return hasher.hexdigest()
 
 
 def unique_graphs(modules: Sequence[IRModule]) -> list[ProgramGraph]:

@@ -432,10 +432,11 @@ def _neural(name: str) -> Predictor:
         graphs, labels = experiment.graphs, experiment.table.labels(platform)
         fit, val = experiment.validation_split(train, seed)
         kwargs = dict(experiment.model_kwargs.get(name, {}))
+        pretrained = None
         if name == "lstm":
             embeddings = experiment.embeddings()
             encoder = StatementIds(embeddings, zip(graphs, experiment.modules))
-            kwargs.setdefault("pretrained_embeddings", embeddings.feature_matrix())
+            pretrained = embeddings.feature_matrix()
         else:
             encoder = NodeVocabulary().fit(graphs[i] for i in fit)
 
@@ -446,7 +447,7 @@ def _neural(name: str) -> Predictor:
                     **experiment.settings}
         logits = fit_predict_graph_model(name, examples(fit), examples(val), examples(test), encoder, len(FACTORS),
                                          folder, task="threadcoarsening", aux_dim=0, model_kwargs=kwargs,
-                                         settings=settings, seed=seed, progress=False)
+                                         settings=settings, pretrained=pretrained, seed=seed, progress=False)
         return logits.argmax(axis=1)
 
     return predict
