@@ -202,6 +202,9 @@ class DataConfig(_Section):
         node_budget: at most this many nodes per process and step (ProGraML: 10,000); a graph larger
             than the budget gets a batch of its own. 0 batches by ``batch_size``.
         eval_batch_size: graphs per batch for validation and test (0: as for training).
+        bucket: batches of graphs of similar size (in training, shuffled within chunks of 32 steps
+            sorted by size, the steps shuffled again; in evaluation, all sorted by size): less padding
+            for sequence models.
         workers: DataLoader worker processes (0 loads in the training process).
         min_count: node texts rarer than this in the training graphs share the unknown feature id.
         cache_dir: where tasks keep generated sources and processed datasets ("" : ``ncc.paths.cache_home()``).
@@ -210,6 +213,7 @@ class DataConfig(_Section):
     batch_size: int = 32
     node_budget: int = 0
     eval_batch_size: int = 0
+    bucket: bool = False
     workers: int = 0
     min_count: int = 1
     cache_dir: str = ""

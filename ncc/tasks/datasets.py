@@ -226,7 +226,10 @@ class GraphBatchSampler(torch.utils.data.Sampler):
     first to the least loaded), so every rank takes the same number of steps and every graph is used,
     unless there are fewer graphs left than ranks (those are skipped in that epoch). With
     ``even=False`` (evaluation) rank ``r`` gets bins ``r, r + num_replicas, ...``, every graph exactly
-    once over all ranks.
+    once over all ranks. With ``bucket=True`` (and shuffling) the permutation is cut into chunks of
+    ``BUCKET_BATCHES`` steps' worth of graphs, each chunk sorted by size before it is cut into bins, and
+    the steps are shuffled (the last stays last): batches of graphs of similar size, so a sequence
+    model pads little. Without shuffling, ``bucket=True`` orders all graphs by size.
 
     Hence the union over ranks of one step's batches is the same global batch for one process with
     ``batch_size * num_replicas`` as for ``num_replicas`` processes with ``batch_size`` each.
@@ -240,10 +243,13 @@ class GraphBatchSampler(torch.utils.data.Sampler):
         num_replicas: processes sharing each step.
         rank: this process's rank.
         even: give every rank the same number of batches (training); False for evaluation.
+        bucket: group graphs of similar size into the same bins.
     """
 
+    BUCKET_BATCHES = 32
+
     def __init__(self, sizes: Sequence[int], batch_size: int = 32, node_budget: int = 0, shuffle: bool = True,
-                 seed: int = 0, num_replicas: int = 1, rank: int = 0, even: bool = True):
+                 seed: int = 0, num_replicas: int = 1, rank: int = 0, even: bool = True, bucket: bool = False):
         if batch_size < 1 or node_budget < 0:
             raise ValueError(f"batch_size must be >= 1 and node_budget >= 0, got {batch_size}, {node_budget}")
         if not 0 <= rank < num_replicas:
@@ -256,6 +262,7 @@ class GraphBatchSampler(torch.utils.data.Sampler):
         self.num_replicas = num_replicas
         self.rank = rank
         self.even = even
+        self.bucket = bucket
         self.epoch = 0
         self._plan: tuple[int, list[list[list[int]]]] | None = None
 
@@ -265,8 +272,26 @@ class GraphBatchSampler(torch.utils.data.Sampler):
 
     def _order(self) -> np.ndarray:
         if not self.shuffle:
-            return np.arange(len(self.sizes))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.sizes))
+            return np.argsort(self.sizes, kind="stable") if self.bucket else np.arange(len(self.sizes))
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.sizes))
+        if self.bucket:
+            per_bin = self.batch_size
+            if self.node_budget:
+                per_bin = max(1, self.node_budget // max(1, int(np.median(self.sizes))))
+            chunk = per_bin * self.num_replicas * self.BUCKET_BATCHES  # the same for any split over ranks
+            order = np.concatenate([part[np.argsort(self.sizes[part], kind="stable")]
+                                    for part in np.split(order, range(chunk, len(order), chunk))])
+        return order
+
+    def _shuffled_bins(self) -> list[list[int]]:
+        """The epoch's bins; bucketed, shuffled a step (``num_replicas`` bins) at a time, the last step last."""
+        bins = self._bins(self._order())
+        if not (self.bucket and self.shuffle and bins):
+            return bins
+        replicas = self.num_replicas
+        groups = [bins[i:i + replicas] for i in range(0, len(bins), replicas)]
+        permutation = np.random.default_rng([self.seed, self.epoch, 1]).permutation(len(groups) - 1)
+        return [b for g in [groups[i] for i in permutation] + groups[-1:] for b in g]
 
     def _bins(self, order: np.ndarray) -> list[list[int]]:
         if not self.node_budget:
@@ -304,7 +329,7 @@ class GraphBatchSampler(torch.utils.data.Sampler):
         """This epoch's steps, each a list of one batch per rank (empty batches only when ``even=False``)."""
         if self._plan is not None and self._plan[0] == self.epoch:
             return self._plan[1]
-        bins = self._bins(self._order())
+        bins = self._shuffled_bins()
         replicas = self.num_replicas
         steps: list[list[list[int]]] = []
         if not self.even:

@@ -297,7 +297,7 @@ def _loader(dataset: Any, sampler: GraphBatchSampler, workers: int, device: torc
 def _eval_sampler(dataset: Any, config: TrainConfig, where: _Distributed) -> GraphBatchSampler:
     return GraphBatchSampler(dataset.num_nodes_per_graph, batch_size=config.data.eval_batch_size or config.data.batch_size,
                              node_budget=config.data.node_budget, shuffle=False, num_replicas=where.world,
-                             rank=where.rank, even=False)
+                             rank=where.rank, even=False, bucket=config.data.bucket)
 
 
 @torch.no_grad()
@@ -482,7 +482,8 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), model_factory
         train_set, val_set = task_data.splits["train"], task_data.splits["val"]
         sampler = GraphBatchSampler(train_set.num_nodes_per_graph, batch_size=config.data.batch_size,
                                     node_budget=config.data.node_budget, shuffle=True, seed=config.seed,
-                                    num_replicas=where.world, rank=where.rank, even=True)
+                                    num_replicas=where.world, rank=where.rank, even=True,
+                                    bucket=config.data.bucket)
         loader = _loader(train_set, sampler, config.data.workers, device)
         if where.main:
             from torch.utils.tensorboard import SummaryWriter

@@ -90,9 +90,28 @@ def test_node_budget_batches_respect_the_budget(budget):
     assert list(twin) == list(sampler)
 
 
+def test_bucketed_batches_hold_graphs_of_similar_size():
+    sizes = np.random.default_rng(2).integers(10, 600, size=5000)
+    plain, bucketed = (GraphBatchSampler(sizes, batch_size=32, seed=1, bucket=b) for b in (False, True))
+
+    def spread(sampler):
+        return np.median([sizes[b].max() - sizes[b].min() for b in sampler])
+
+    assert spread(bucketed) < spread(plain) / 10
+    batches = list(bucketed)
+    assert sorted(i for b in batches for i in b) == list(range(5000))
+    assert len(batches) == len(list(plain))
+    bucketed.set_epoch(1)
+    assert list(bucketed) != batches
+    first_sizes = [int(sizes[b].min()) for b in batches[:20]]
+    assert first_sizes != sorted(first_sizes)  # the batches themselves come in random order
+    evaluation = [i for b in GraphBatchSampler(sizes, batch_size=32, shuffle=False, bucket=True) for i in b]
+    assert sorted(evaluation) == list(range(5000)) and np.all(np.diff(sizes[evaluation]) >= 0)
+
+
 def test_sharded_steps_union_to_the_single_process_batches():
     sizes = np.random.default_rng(1).integers(5, 50, size=101)
-    for kind in ({"batch_size": 8}, {"node_budget": 200}):
+    for kind in ({"batch_size": 8}, {"node_budget": 200}, {"batch_size": 4, "bucket": True}):
         ranks = [GraphBatchSampler(sizes, num_replicas=3, rank=r, seed=5, **kind) for r in range(3)]
         for sampler in ranks:
             sampler.set_epoch(2)
@@ -101,7 +120,8 @@ def test_sharded_steps_union_to_the_single_process_batches():
         seen = [i for shard in shards for batch in shard for i in batch]
         assert len(seen) == len(set(seen)) and len(seen) >= 101 - 2
         if "batch_size" in kind:  # a step's union is one process's batch of 3 x 8
-            single = GraphBatchSampler(sizes, batch_size=24, seed=5)
+            single = GraphBatchSampler(sizes, batch_size=3 * kind["batch_size"], seed=5,
+                                       bucket=kind.get("bucket", False))
             single.set_epoch(2)
             unions = [sorted(i for shard in shards for i in shard[step]) for step in range(len(shards[0]))]
             assert unions == [sorted(b) for b in single]
