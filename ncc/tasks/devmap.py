@@ -407,33 +407,16 @@ def _graph_ensemble(experiment: DevmapExperiment, train, test, protocol, seed, f
 
 def _neural(name: str) -> Predictor:
     def predict(experiment: DevmapExperiment, train, test, protocol, seed, folder) -> np.ndarray:
-        from ncc.embeddings.node_vocabulary import NodeVocabulary
-        from ncc.tasks.datasets import Example
-        from ncc.tasks.opencl import StatementIds, fit_predict_graph_model
+        from ncc.tasks.opencl import neural_fold
 
-        graphs, labels, aux = experiment.graphs, experiment.table.label, experiment.aux_log()
         fit, val = experiment.validation_split(train, protocol, seed)
         kwargs = dict(experiment.model_kwargs.get(name, {}))
-        pretrained = None
         if name == "lstm":
             # A CPU LSTM steps through the longest sequence of a batch: the first 256 statements keep
             # an epoch within minutes (the median kernel has ~80).
             kwargs.setdefault("max_length", 256)
-            embeddings = experiment.embeddings()
-            encoder = StatementIds(embeddings, zip(graphs, experiment.modules))
-            pretrained = embeddings.feature_matrix()
-        else:
-            encoder = NodeVocabulary().fit(graphs[i] for i in fit)
-
-        def examples(rows):
-            return [Example(graphs[i], int(labels[i]), aux[i], name=experiment.table.benchmark[i]) for i in rows]
-
-        settings = {"epochs": experiment.epochs, "patience": max(5, experiment.epochs // 4), "data.batch_size": 32,
-                    **experiment.settings}
-        logits = fit_predict_graph_model(name, examples(fit), examples(val), examples(test), encoder, 2, folder,
-                                         task="devmap", aux_dim=2, model_kwargs=kwargs, settings=settings,
-                                         pretrained=pretrained, seed=seed, progress=False)
-        return logits.argmax(axis=1)
+        return neural_fold(name, experiment, fit, val, test, experiment.table.label, experiment.aux_log(),
+                           experiment.table.benchmark, 2, "devmap", 32, seed, folder, kwargs)
 
     return predict
 

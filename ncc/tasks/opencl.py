@@ -336,6 +336,40 @@ def fit_predict_graph_model(model: str, train: Sequence[Any], val: Sequence[Any]
     return training.predict(output / training.BEST_FILE, datasets["test"])
 
 
+def neural_fold(model: str, experiment: Any, fit: Sequence[int], val: Sequence[int], test: Sequence[int],
+                labels: np.ndarray, aux: np.ndarray | None, names: Sequence[str], num_classes: int, task: str,
+                batch_size: int, seed: int, folder: Path, model_kwargs: Mapping[str, Any] | None = None
+                ) -> np.ndarray:
+    """One fold of a neural row of an OpenCL table: the predicted class of every ``test`` row.
+
+    ``experiment`` holds ``graphs`` and ``modules`` per row, ``embeddings()``, ``epochs`` and
+    ``settings``. The LSTM reads inst2vec statement ids (embeddings trained without labels); the graph
+    models a node vocabulary fitted on the ``fit`` rows. ``val`` rows decide early stopping.
+    """
+    from ncc.embeddings.node_vocabulary import NodeVocabulary
+    from ncc.tasks.datasets import Example
+
+    graphs = experiment.graphs
+    pretrained = None
+    if model == "lstm":
+        embeddings = experiment.embeddings()
+        encoder = StatementIds(embeddings, zip(graphs, experiment.modules))
+        pretrained = embeddings.feature_matrix()
+    else:
+        encoder = NodeVocabulary().fit(graphs[i] for i in fit)
+
+    def examples(rows):
+        return [Example(graphs[i], int(labels[i]), None if aux is None else aux[i], name=names[i]) for i in rows]
+
+    settings = {"epochs": experiment.epochs, "patience": max(5, experiment.epochs // 4),
+                "data.batch_size": batch_size, **experiment.settings}
+    logits = fit_predict_graph_model(model, examples(fit), examples(val), examples(test), encoder, num_classes,
+                                     folder, task=task, aux_dim=0 if aux is None else aux.shape[1],
+                                     model_kwargs=model_kwargs, settings=settings, pretrained=pretrained,
+                                     seed=seed, progress=False)
+    return logits.argmax(axis=1)
+
+
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     """A Markdown table of rows (floats with 2 decimals, or 3 for values below 10)."""
     def cell(value: Any) -> str:

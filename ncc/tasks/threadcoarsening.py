@@ -425,30 +425,12 @@ def _ncc_knn(experiment: CoarseningExperiment, train, test, platform, seed, fold
 
 def _neural(name: str) -> Predictor:
     def predict(experiment: CoarseningExperiment, train, test, platform, seed, folder) -> np.ndarray:
-        from ncc.embeddings.node_vocabulary import NodeVocabulary
-        from ncc.tasks.datasets import Example
-        from ncc.tasks.opencl import StatementIds, fit_predict_graph_model
+        from ncc.tasks.opencl import neural_fold
 
-        graphs, labels = experiment.graphs, experiment.table.labels(platform)
         fit, val = experiment.validation_split(train, seed)
-        kwargs = dict(experiment.model_kwargs.get(name, {}))
-        pretrained = None
-        if name == "lstm":
-            embeddings = experiment.embeddings()
-            encoder = StatementIds(embeddings, zip(graphs, experiment.modules))
-            pretrained = embeddings.feature_matrix()
-        else:
-            encoder = NodeVocabulary().fit(graphs[i] for i in fit)
-
-        def examples(rows):
-            return [Example(graphs[i], int(labels[i]), None, name=experiment.table.kernels[i]) for i in rows]
-
-        settings = {"epochs": experiment.epochs, "patience": max(5, experiment.epochs // 4), "data.batch_size": 8,
-                    **experiment.settings}
-        logits = fit_predict_graph_model(name, examples(fit), examples(val), examples(test), encoder, len(FACTORS),
-                                         folder, task="threadcoarsening", aux_dim=0, model_kwargs=kwargs,
-                                         settings=settings, pretrained=pretrained, seed=seed, progress=False)
-        return logits.argmax(axis=1)
+        return neural_fold(name, experiment, fit, val, test, experiment.table.labels(platform), None,
+                           experiment.table.kernels, len(FACTORS), "threadcoarsening", 8, seed, folder,
+                           experiment.model_kwargs.get(name, {}))
 
     return predict
 
