@@ -223,8 +223,9 @@ class GraphBatchSampler(torch.utils.data.Sampler):
     in ``node_budget`` nodes (a graph larger than the budget gets a bin of its own). With
     ``even=True`` (training) every ``num_replicas`` consecutive bins form one step and rank ``r`` gets
     the ``r``-th; the graphs of a last, incomplete group are dealt out again over all ranks (largest
-    first to the least loaded), so every rank takes the same number of steps and every graph is used,
-    unless there are fewer graphs left than ranks (those are skipped in that epoch). With
+    first to the least loaded), so every rank takes the same number of steps and every graph is used
+    (by node budget, fewer graphs left than ranks are skipped in that epoch). By count, a last step
+    that would give some rank fewer than two graphs (batch norm needs two) joins the step before. With
     ``even=False`` (evaluation) rank ``r`` gets bins ``r, r + num_replicas, ...``, every graph exactly
     once over all ranks. With ``bucket=True`` (and shuffling) the permutation is cut into chunks of
     ``BUCKET_BATCHES`` steps' worth of graphs, each chunk sorted by size before it is cut into bins, and
@@ -232,7 +233,8 @@ class GraphBatchSampler(torch.utils.data.Sampler):
     model pads little. Without shuffling, ``bucket=True`` orders all graphs by size.
 
     Hence the union over ranks of one step's batches is the same global batch for one process with
-    ``batch_size * num_replicas`` as for ``num_replicas`` processes with ``batch_size`` each.
+    ``batch_size * num_replicas`` as for ``num_replicas`` processes with ``batch_size`` each (but for
+    the last two steps when only the many-process run folds its last step).
 
     Args:
         sizes: node count of every graph.
@@ -340,10 +342,15 @@ class GraphBatchSampler(torch.utils.data.Sampler):
             full = len(bins) // replicas * replicas
             steps = [bins[i:i + replicas] for i in range(0, full, replicas)]
             rest = [index for batch in bins[full:] for index in batch]
-            if len(rest) >= replicas:
+            if len(rest) >= replicas or (rest and steps and not self.node_budget):
                 steps.append(self._deal(rest))
             elif rest:
                 logger.debug("epoch %d: %d graphs left for %d ranks, skipped", self.epoch, len(rest), replicas)
+            # Batch norm cannot train on a batch of one graph: by count, a last step that leaves some
+            # rank fewer than two graphs is folded into the step before (or, alone, dealt out evenly).
+            if not self.node_budget and steps and min(len(batch) for batch in steps[-1]) < 2:
+                dealt = self._deal([index for batch in steps.pop() for index in batch])
+                steps.append([batch + more for batch, more in zip(steps.pop(), dealt)] if steps else dealt)
         self._plan = (self.epoch, steps)
         return steps
 

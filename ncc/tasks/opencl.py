@@ -325,10 +325,6 @@ def fit_predict_graph_model(model: str, train: Sequence[Any], val: Sequence[Any]
                      "device": "auto", "resume": (output / "checkpoint.pt").is_file()}
         overrides.update({f"model.{k}": v for k, v in (model_kwargs or {}).items()})
         overrides.update(settings or {})
-        batch_size = int(overrides.get("data.batch_size") or 32)
-        while len(train) % batch_size == 1 and batch_size < len(train):
-            batch_size += 1  # a last batch of one graph would break the models' batch norm
-        overrides["data.batch_size"] = batch_size
         config = load_config(None, overrides)
         data = TaskData(splits=datasets, encoder=encoder, num_classes=num_classes, aux_dim=aux_dim,
                         info={split: len(d) for split, d in datasets.items()}, pretrained=pretrained)
