@@ -4,7 +4,7 @@ Both give the top layer's state after each program's last statement; the packed 
 the sequence outside oneDNN's fused CPU kernel. Reports the median seconds of a training step
 (forward and backward) of each, their ratio, and the largest difference between the two states.
 
-    .venv/bin/python benchmarks/lstm_readout.py [--batch 64] [--length 512] [--repeats 5]
+    .venv/bin/python benchmarks/lstm_readout.py [--batch 64] [--length 512] [--repeats 5] [--device cuda]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--median-length", type=int, default=140, help="POJ-104's median statements per program")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--output", type=Path,
+                        default=Path(__file__).resolve().parent / "results" / "lstm_readout.json")
     args = parser.parse_args(argv)
 
     torch.manual_seed(0)
@@ -62,11 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         seconds["packed"].append(timed(packed_state))
         seconds["last_step"].append(timed(last_step_state))
     medians = {name: statistics.median(values) for name, values in seconds.items()}
-    print(json.dumps({"device": str(device), "batch": args.batch, "max_length": args.length,
-                      "threads": torch.get_num_threads(), "median_step_s": medians,
-                      "speedup": medians["packed"] / medians["last_step"],
-                      "programs_per_s_last_step": args.batch / medians["last_step"],
-                      "max_state_difference": difference}, indent=2))
+    report = json.dumps({"device": str(device), "batch": args.batch, "max_length": args.length,
+                         "threads": torch.get_num_threads(), "median_step_s": medians,
+                         "speedup": medians["packed"] / medians["last_step"],
+                         "programs_per_s_last_step": args.batch / medians["last_step"],
+                         "max_state_difference": difference}, indent=2)
+    print(report)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(report + "\n")
     return 0
 
 
