@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from ncc.models import build_model
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(0)
     device = torch.device(args.device)
-    lstm = torch.nn.LSTM(200, 200, num_layers=2, batch_first=True).to(device)
+    model = build_model("lstm", vocab_size=8).to(device)  # NCC's sizes: 200-wide statements, 2 x LSTM(200)
+    lstm = model.lstm
     padded = torch.randn(args.batch, args.length, 200, device=device)
     # Lengths spread around the median, capped at max_length, as POJ-104's programs are.
     lengths = torch.clamp(torch.distributions.LogNormal(torch.log(torch.tensor(float(args.median_length))), 0.8)
@@ -44,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return lstm(packed)[1][0][-1]
 
     def last_step_state() -> torch.Tensor:
-        output, _ = lstm(padded)
-        index = (lengths - 1).to(device).view(-1, 1, 1).expand(-1, 1, output.shape[2])
-        return output.gather(1, index).squeeze(1)
+        return model._last_state(padded, lengths.to(device))
 
     def timed(readout) -> float:
         if device.type == "cuda":

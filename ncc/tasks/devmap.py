@@ -416,7 +416,8 @@ def _neural(name: str) -> Predictor:
             # an epoch within minutes (the median kernel has ~80).
             kwargs.setdefault("max_length", 256)
         return neural_fold(name, experiment, fit, val, test, experiment.table.label, experiment.aux_log(),
-                           experiment.table.benchmark, 2, "devmap", 32, seed, folder, kwargs)
+                           experiment.table.benchmark, num_classes=2, task="devmap", batch_size=32, seed=seed,
+                           folder=folder, model_kwargs=kwargs)
 
     return predict
 

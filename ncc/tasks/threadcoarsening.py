@@ -429,8 +429,8 @@ def _neural(name: str) -> Predictor:
 
         fit, val = experiment.validation_split(train, seed)
         return neural_fold(name, experiment, fit, val, test, experiment.table.labels(platform), None,
-                           experiment.table.kernels, len(FACTORS), "threadcoarsening", 8, seed, folder,
-                           experiment.model_kwargs.get(name, {}))
+                           experiment.table.kernels, num_classes=len(FACTORS), task="threadcoarsening",
+                           batch_size=8, seed=seed, folder=folder, model_kwargs=experiment.model_kwargs.get(name, {}))
 
     return predict
 
