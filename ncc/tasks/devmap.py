@@ -465,13 +465,17 @@ def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS + (
                      progress: bool = True) -> list[dict]:
     """Run every (protocol, platform, model, seed) and write ``devmap.csv`` / ``devmap.md`` to ``output``.
 
+    Args:
+        workers: compile processes, and with more than one, the runs are spread over that many
+            processes (see :func:`ncc.tasks.opencl.run_in_processes`); the table is the same.
+
     Returns:
         One row per (protocol, model): accuracy and speedup per platform (mean and standard deviation
         over the seeds), and the published figures beside them.
     """
     from tqdm import tqdm
 
-    from ncc.tasks.opencl import write_table
+    from ncc.tasks.opencl import NEURAL_MODELS, run_in_processes, write_table
 
     output = Path(output)
     for name in models:
@@ -481,6 +485,14 @@ def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS + (
                                                       progress=progress, epochs=epochs) for platform in platforms}
     runs = [(p, pl, m, s) for p in protocols for m in models for pl in platforms
             for s in (seeds if m not in ("static",) else seeds[:1])]
+    if workers and workers > 1:
+        # The slow (neural) runs first, so that the last process to finish is not the one that began last.
+        parallel = sorted(runs, key=lambda run: run[2] not in NEURAL_MODELS)
+        if "lstm" in models:
+            for experiment in experiments.values():
+                experiment.embeddings()  # trained once here, not by several processes at the same time
+        run_in_processes(cross_validate, [(experiments[pl], m, p, s, folds) for p, pl, m, s in parallel], workers,
+                         [f"{p} {pl} {m} seed {s}" for p, pl, m, s in parallel], progress, desc="devmap runs")
     scores: dict[tuple[str, str, str], list[dict]] = {}
     bar = tqdm(runs, desc="devmap", unit="run", disable=not progress)
     for protocol, platform, model, seed in bar:

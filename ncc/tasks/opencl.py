@@ -7,6 +7,7 @@
 * :class:`StatementIds`: inst2vec statement ids as a feature encoder for graph datasets.
 * :func:`fit_predict_graph_model`: train one of :mod:`ncc.models` with the trainer on a fold's
   examples (validation split for early stopping drawn from the training fold) and return test logits.
+* :func:`run_in_processes`: a table's runs spread over processes (e.g. many small trainings on one GPU).
 * :func:`write_table`: a results table as CSV and Markdown.
 """
 
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["KernelSource", "kernel_modules", "GraphFeatures", "StatementIds", "fit_predict_graph_model",
            "write_table", "markdown_table", "gradient_boosting", "graph_summary", "unique_graphs",
-           "kernel_embeddings", "run_name", "out_of_fold", "embeddings_digest"]
+           "kernel_embeddings", "run_name", "out_of_fold", "embeddings_digest", "run_in_processes"]
 
 
 @dataclass(frozen=True)
@@ -275,6 +276,58 @@ def out_of_fold(folds: Sequence[tuple[np.ndarray, np.ndarray]], size: int, folde
         predictions[test] = predicted
         logger.info("%s fold %d: %d predictions in %.1f s", label, index, len(test), time.perf_counter() - started)
     return predictions
+
+
+NEURAL_MODELS = ("lstm", "ggnn", "rgine")
+
+
+def _limit_threads(threads: int) -> None:
+    """Process initializer: ``threads`` CPU threads for numpy and torch, so parallel runs do not oversubscribe."""
+    import os
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+
+
+def run_in_processes(function: Any, calls: Sequence[tuple], jobs: int, labels: Sequence[str],
+                     progress: bool = True, desc: str = "runs") -> None:
+    """Call ``function(*call)`` for every call in ``jobs`` spawned processes, in the order given.
+
+    The calls leave their results on disk (finished folds); what comes back is only whether they
+    failed. Every call runs even when some fail; then an :class:`~ncc.errors.NccError` names each
+    failed call (by its label) with its error. Each process gets ``cpu_count // jobs`` threads;
+    processes started by ``spawn`` can each hold a CUDA context of their own.
+
+    Args:
+        calls: argument tuples, picklable.
+        labels: a name per call for the progress bar and the failures.
+    """
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    from ncc.errors import NccError
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    failures = []
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_limit_threads,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(function, *call): label for call, label in zip(calls, labels)}
+        for future in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="run", disable=not progress):
+            try:
+                future.result()
+            except Exception as error:  # reported with the others once every call has run
+                failures.append(f"{futures[future]}: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
+    if failures:
+        raise NccError(f"{len(failures)} of {len(calls)} runs failed (their finished folds are kept): "
+                       + "; ".join(sorted(failures)))
 
 
 def gradient_boosting(seed: int) -> Any:

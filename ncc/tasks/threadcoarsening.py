@@ -484,6 +484,8 @@ def reproduce_threadcoarsening(output: str | Path, models: Sequence[str] = FAST_
     Finished folds are reused (see :func:`cross_validate`), so a stopped run resumes where it stopped.
 
     Args:
+        workers: compile processes, and with more than one, the runs are spread over that many
+            processes (see :func:`ncc.tasks.opencl.run_in_processes`); the table is the same.
         kwargs: further :class:`CoarseningExperiment` fields (``val_kernels``, ``settings``, ...).
 
     Returns:
@@ -492,7 +494,7 @@ def reproduce_threadcoarsening(output: str | Path, models: Sequence[str] = FAST_
     """
     from tqdm import tqdm
 
-    from ncc.tasks.opencl import write_table
+    from ncc.tasks.opencl import NEURAL_MODELS, run_in_processes, write_table
 
     output = Path(output)
     for name in models:
@@ -506,6 +508,12 @@ def reproduce_threadcoarsening(output: str | Path, models: Sequence[str] = FAST_
                                               epochs=epochs, **kwargs)
     table = experiment.table
     runs = [(m, p, s) for m in models for p in platforms for s in (seeds[:1] if m in _SEEDLESS else seeds)]
+    if workers and workers > 1:
+        parallel = sorted(runs, key=lambda run: run[0] not in NEURAL_MODELS)
+        if "lstm" in models:
+            experiment.embeddings()  # trained once here, not by several processes at the same time
+        run_in_processes(cross_validate, [(experiment, m, p, s, folds) for m, p, s in parallel], workers,
+                         [f"{p} {m} seed {s}" for m, p, s in parallel], progress, desc="threadcoarsening runs")
     scores: dict[tuple[str, str], list[dict]] = {}
     bar = tqdm(runs, desc="threadcoarsening", unit="run", disable=not progress)
     for model, platform, seed in bar:

@@ -205,6 +205,29 @@ def test_ncc_trees_on_two_folds(cache, tmp_path):
     assert saved == ["fold-0.npy", "fold-1.npy"]
 
 
+def test_runs_spread_over_processes_give_the_same_table(cache, tmp_path):
+    from ncc.tasks.devmap import reproduce_devmap
+
+    settings = dict(models=("random", "grewe"), platforms=("amd",), seeds=(0, 1), folds=(0, 1), progress=False)
+    alone = reproduce_devmap(tmp_path / "one", workers=1, **settings)
+    spread = reproduce_devmap(tmp_path / "two", workers=2, **settings)
+    assert spread == alone
+    assert (tmp_path / "two" / "devmap.md").read_text() == (tmp_path / "one" / "devmap.md").read_text()
+    assert len(list((tmp_path / "two").glob("*/amd/random-seed1-*/fold-1.npy"))) == 2
+
+
+def test_run_in_processes_runs_every_call_and_names_the_failures(tmp_path):
+    from ncc.errors import NccError
+    from ncc.tasks.opencl import run_in_processes
+
+    (tmp_path / "file").write_text("")
+    calls = [(str(tmp_path / "a"),), (str(tmp_path / "file" / "below"),), (str(tmp_path / "b"),)]
+    with pytest.raises(NccError, match=r"1 of 3 runs failed .*: bad: ") as error:
+        run_in_processes(os.makedirs, calls, 2, ["first", "bad", "last"], progress=False)
+    assert "first" not in str(error.value) and "last" not in str(error.value)
+    assert (tmp_path / "a").is_dir() and (tmp_path / "b").is_dir()
+
+
 @pytest.mark.parametrize("arguments, message", [(["--models", "nope"], "unknown devmap row"),
                                                 (["--platform", "arm"], "unknown devmap platform"),
                                                 (["--folds", "a,b"], "--folds")])
