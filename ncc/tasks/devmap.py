@@ -486,8 +486,9 @@ def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS + (
     runs = [(p, pl, m, s) for p in protocols for m in models for pl in platforms
             for s in (seeds if m not in ("static",) else seeds[:1])]
     if workers and workers > 1:
-        # The slow (neural) runs first, so that the last process to finish is not the one that began last.
-        parallel = sorted(runs, key=lambda run: run[2] not in NEURAL_MODELS)
+        # The slow (neural) runs first, so that the last process to finish is not the one that began last,
+        # and seed by seed, so that a run stopped early has whole rows of the first seeds.
+        parallel = sorted(runs, key=lambda run: (run[2] not in NEURAL_MODELS, run[3]))
         if "lstm" in models:
             for experiment in experiments.values():
                 experiment.embeddings()  # trained once here, not by several processes at the same time

@@ -509,7 +509,7 @@ def reproduce_threadcoarsening(output: str | Path, models: Sequence[str] = FAST_
     table = experiment.table
     runs = [(m, p, s) for m in models for p in platforms for s in (seeds[:1] if m in _SEEDLESS else seeds)]
     if workers and workers > 1:
-        parallel = sorted(runs, key=lambda run: run[0] not in NEURAL_MODELS)
+        parallel = sorted(runs, key=lambda run: (run[0] not in NEURAL_MODELS, run[2]))
         if "lstm" in models:
             experiment.embeddings()  # trained once here, not by several processes at the same time
         run_in_processes(cross_validate, [(experiment, m, p, s, folds) for m, p, s in parallel], workers,

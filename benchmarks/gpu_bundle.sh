@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Make .gpu-bundle/: what benchmarks/gpu_run.sh needs on a GPU machine that has PyTorch and PyTorch
+# Geometric but no network and no ncc install (no pip, no clang): ncc's clang (the zig binary of the
+# ziglang package, xz-compressed; it alone compiles OpenCL), the devmap and thread-coarsening data, the
+# inst2vec embeddings of their kernels (trained here, so both machines train the LSTM rows on the same
+# vectors), and a seeded sample of POJ-104 IR for timing the embedding backends.
+#
+#   NCC_DATA=../shared/data bash benchmarks/gpu_bundle.sh [POJ_IR_FILES]    # default 5000
+#
+# Run it from the repository root after `source scripts/setup.sh`. It is idempotent (the zig archive
+# is made once per ziglang version) and ends by printing the bundle's size; the whole working tree
+# with the bundle should stay within what the GPU machine accepts (64 MiB where we run it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=.venv/bin/python
+bundle=.gpu-bundle
+poj_files=${1:-5000}
+data=${NCC_DATA:-../shared/data}
+export NCC_DATA=$data PYTHONUNBUFFERED=1
+mkdir -p "$bundle/data/devmap/ncc" "$bundle/results"
+
+zig=$($python -c 'import pathlib, ziglang; print(pathlib.Path(ziglang.__file__).parent / "zig")')
+version=$($python -c 'import importlib.metadata as m; print(m.version("ziglang"))')
+if [[ ! -f $bundle/zig.xz || $(cat "$bundle/zig.version" 2>/dev/null) != "$version" ]]; then
+    echo "compressing $zig (ziglang $version) ..."
+    xz -T0 -6 -c "$zig" > "$bundle/zig.xz.part" && mv "$bundle/zig.xz.part" "$bundle/zig.xz"
+    echo "$version" > "$bundle/zig.version"
+fi
+
+cp "$data"/devmap/cgo17-*.csv "$data"/devmap/SOURCE.md "$bundle/data/devmap/"
+cp "$data"/devmap/ncc/kernels_ir.tar.gz "$bundle/data/devmap/ncc/"
+rm -rf "$bundle/data/devmap/ncc/kernels_cl" "$bundle/data/threadcoarsening"
+cp -r "$data"/devmap/ncc/kernels_cl "$bundle/data/devmap/ncc/"
+mkdir -p "$bundle/data/threadcoarsening"
+cp -r "$data"/threadcoarsening/{SOURCE.md,kernels_cl,kernels_ir,pact-2014-oracles.csv,pact-2014-runtimes.csv} \
+    "$bundle/data/threadcoarsening/"
+
+# The embeddings the LSTM rows read: compiled and trained here, copied without their scratch IR.
+$python - <<'EOF'
+from ncc.tasks.devmap import DevmapExperiment
+from ncc.tasks.threadcoarsening import CoarseningExperiment
+
+DevmapExperiment.prepare("amd", "results/devmap", workers=2).embeddings()
+CoarseningExperiment.prepare("results/threadcoarsening", workers=2).embeddings()
+EOF
+for task in devmap threadcoarsening; do
+    rm -rf "$bundle/results/$task"
+    mkdir -p "$bundle/results/$task/inst2vec-original"
+    find "results/$task/inst2vec-original" -maxdepth 1 -type f -exec cp {} "$bundle/results/$task/inst2vec-original/" \;
+done
+
+# A seeded sample of the POJ-104 IR in ncc's compile cache (ncc reproduce classifyapp fills it).
+$python - "$poj_files" "$bundle/poj-ir.tar.xz" <<'EOF'
+import random, re, sys, tarfile
+from ncc.paths import cache_home
+
+count, target = int(sys.argv[1]), sys.argv[2]
+named = re.compile(r'^source_filename = "\d+\.(c|cpp)"$', re.M)  # POJ-104 sources are <number>.c(pp)
+files = sorted(p for p in (cache_home() / "ir").glob("*/*.ll") if named.search(p.read_text(errors="replace")[:4000]))
+if len(files) < count:
+    sys.exit(f"only {len(files)} POJ-104 IR files in {cache_home()}; run `ncc reproduce classifyapp --models bag` first")
+with tarfile.open(target, "w:xz") as tar:
+    for path in random.Random(104).sample(files, count):
+        tar.add(path, arcname=path.name)
+print(f"{target}: {count} of {len(files)} POJ-104 IR files")
+EOF
+
+du -sh "$bundle"
+echo "size of what travels (tracked files + bundle): $(( ($(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) + $(du -sb "$bundle" | cut -f1)) / 1048576 )) MiB"
