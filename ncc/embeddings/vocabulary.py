@@ -8,22 +8,20 @@ token. NCC's published vocabulary has 8,565 statements with ``!UNK`` last (id 85
 
 from __future__ import annotations
 
-import fcntl
 import gzip
-import hashlib
 import io
 import json
 import logging
 import os
 import pickle
 import tarfile
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
 
+from ncc.download import DataFile, fetch
 from ncc.errors import DatasetError
 from ncc.fileio import atomic_write
 from ncc.paths import data_home
@@ -250,26 +248,8 @@ def tokens_from_dictionary_archive(data: bytes) -> list[str]:
 
 
 def _download_published(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".vocabulary.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        target = folder / "vocabulary.json.gz"
-        if target.is_file():
-            return
-        archive = folder / "dictionary.tar.bz2"
-        if archive.is_file() and hashlib.sha256(archive.read_bytes()).hexdigest() == PUBLISHED_SHA256:
-            data = archive.read_bytes()
-        else:
-            logger.info("downloading NCC's published vocabulary from %s", PUBLISHED_URL)
-            try:
-                with urllib.request.urlopen(PUBLISHED_URL, timeout=60) as response:
-                    data = response.read()
-            except OSError as error:
-                raise DatasetError(f"cannot download the inst2vec vocabulary from {PUBLISHED_URL}: {error}") \
-                    from None
-            digest = hashlib.sha256(data).hexdigest()
-            if digest != PUBLISHED_SHA256:
-                raise DatasetError(f"{PUBLISHED_URL}: sha256 {digest} does not match {PUBLISHED_SHA256}")
-            atomic_write(archive, data)
-        tokens = tokens_from_dictionary_archive(data)
-        atomic_write(target, gzip.compress(json.dumps(tokens, ensure_ascii=False).encode("utf-8"), mtime=0))
+    """Write ``vocabulary.json.gz`` from NCC's ``dictionary.tar.bz2`` (fetched when absent)."""
+    archive = fetch(DataFile("dictionary.tar.bz2", PUBLISHED_URL, PUBLISHED_SHA256), root=folder)
+    tokens = tokens_from_dictionary_archive(archive.read_bytes())
+    atomic_write(folder / "vocabulary.json.gz",
+                 gzip.compress(json.dumps(tokens, ensure_ascii=False).encode("utf-8"), mtime=0))
