@@ -33,7 +33,9 @@ export PYTHONUNBUFFERED=1 NCC_DATA=$PWD/$bundle/data NCC_CACHE=${NCC_CACHE:-/tmp
 site=/tmp/ncc-gpu-site
 if [[ ! -x $site/ziglang/zig ]]; then
     mkdir -p "$site/ziglang" && touch "$site/ziglang/__init__.py"
-    xz -T0 -dc "$bundle/zig.xz" > "$site/ziglang/zig.part" && chmod +x "$site/ziglang/zig.part" \
+    # Python's lzma rather than xz, which a bare image may lack.
+    $python -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+        "$bundle/zig.xz" "$site/ziglang/zig.part" && chmod +x "$site/ziglang/zig.part" \
         && mv "$site/ziglang/zig.part" "$site/ziglang/zig"
 fi
 export PYTHONPATH=$site:$PWD${PYTHONPATH:+:$PYTHONPATH}
@@ -76,7 +78,8 @@ step throughput-ggnn 120 $python benchmarks/train_throughput.py --devices $devic
 step throughput-rgine 90 $python benchmarks/train_throughput.py --model rgine --devices $devices \
     --batch-sizes $batch_sizes --amp $steps --output "$out/train_throughput_rgine.json"
 mkdir -p /tmp/ncc-poj-ir
-tar -xJf "$bundle/poj-ir.tar.xz" -C /tmp/ncc-poj-ir
+$python -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="data")' \
+    "$bundle/poj-ir.tar.xz" /tmp/ncc-poj-ir
 step embed-torch 90 $python -m ncc.cli embed /tmp/ncc-poj-ir -o "$results/gpu/embed-torch" --backend torch \
     --workers "$(nproc)" $extra_embed
 step embed-dense 60 $python -m ncc.cli embed /tmp/ncc-poj-ir -o "$results/gpu/embed-dense" --backend dense \
