@@ -42,9 +42,9 @@ export PYTHONPATH=$site:$PWD${PYTHONPATH:+:$PYTHONPATH}
 if [[ ${DRY:-0} == 1 ]]; then
     results=${RESULTS:-/tmp/ncc-gpu-dry}
     devices=cpu; seeds=1; epochs="--epochs 1"; folds="--folds 0"; steps="--steps 2 --warmup 1 --graphs 16"
-    extra_embed="--epochs 1"; readout="--device cpu --repeats 1 --batch 4 --length 32"; batch_sizes=4
+    extra_embed="--epochs 1"; poj_files=200; readout="--device cpu --repeats 1 --batch 4 --length 32"; batch_sizes=4
 else
-    devices=cuda; seeds=3; epochs=""; folds=""; steps=""; extra_embed="--epochs 5"; readout="--device cuda --repeats 5"
+    devices=cuda; seeds=3; epochs=""; folds=""; steps=""; extra_embed="--epochs 5"; poj_files=5000; readout="--device cuda --repeats 5"
     batch_sizes=64,256
     results=${RESULTS:-results}
 fi
@@ -58,13 +58,14 @@ step() {
     shift 2
     remaining=$(left)
     (( remaining < limit )) && limit=$remaining
-    if (( limit < 15 )); then echo "== $name: skipped, $remaining s of the budget left"; return; fi
-    echo "== $name (at most $limit s, $(date -u +%T)): $*"
+    # Each "==" line starts a line of its own: progress bars end theirs with a carriage return.
+    if (( limit < 15 )); then printf '\n== %s: skipped, %s s of the budget left\n' "$name" "$remaining"; return; fi
+    printf '\n== %s (at most %s s, %s): %s\n' "$name" "$limit" "$(date -u +%T)" "$*"
     local t0=$(date +%s)
     timeout -k 10 "$limit" "$@"
     local rc=$?
     pkill -f multiprocessing.spawn 2>/dev/null  # the pool's processes of a run that was cut short
-    echo "== $name: exit $rc after $(( $(date +%s) - t0 )) s"
+    printf '\n== %s: exit %s after %s s\n' "$name" "$rc" "$(( $(date +%s) - t0 ))"
 }
 
 echo "== $(date -u) budget ${budget} s, $jobs processes, $(nproc) CPUs"
@@ -77,9 +78,11 @@ step throughput-ggnn 120 $python benchmarks/train_throughput.py --devices $devic
     $steps --output "$out/train_throughput.json"
 step throughput-rgine 90 $python benchmarks/train_throughput.py --model rgine --devices $devices \
     --batch-sizes $batch_sizes --amp $steps --output "$out/train_throughput_rgine.json"
-mkdir -p /tmp/ncc-poj-ir
-$python -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="data")' \
-    "$bundle/poj-ir.tar.xz" /tmp/ncc-poj-ir
+rm -rf /tmp/ncc-poj-ir && mkdir -p /tmp/ncc-poj-ir
+$python -c 'import sys, tarfile
+archive = tarfile.open(sys.argv[1])
+archive.extractall(sys.argv[2], members=archive.getmembers()[:int(sys.argv[3])], filter="data")' \
+    "$bundle/poj-ir.tar.xz" /tmp/ncc-poj-ir "$poj_files"
 step embed-torch 90 $python -m ncc.cli embed /tmp/ncc-poj-ir -o "$results/gpu/embed-torch" --backend torch \
     --workers "$(nproc)" $extra_embed
 step embed-dense 60 $python -m ncc.cli embed /tmp/ncc-poj-ir -o "$results/gpu/embed-dense" --backend dense \
@@ -92,4 +95,5 @@ step devmap "$budget" $python -m ncc.cli reproduce devmap --models lstm,ggnn,rgi
 
 (cd "$results" && find . \( -name 'fold-*.npy' -o -name '*.md' -o -name '*.csv' -o -name 'report.json' \
     -o -name 'lstm_readout.json' \) -print0 | tar -czf "$out/results.tar.gz" --null -T -)
+printf '\n'
 echo "== done in $(( $(date +%s) - started )) s; $(tar -tzf "$out/results.tar.gz" | wc -l) files in $out/results.tar.gz"
