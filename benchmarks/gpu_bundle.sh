@@ -3,7 +3,7 @@
 # Geometric but no network and no ncc install (no pip, no clang): ncc's clang (the zig binary of the
 # ziglang package, xz-compressed; it alone compiles OpenCL), the devmap and thread-coarsening data, the
 # inst2vec embeddings of their kernels (trained here, so both machines train the LSTM rows on the same
-# vectors), and a seeded sample of POJ-104 IR for timing the embedding backends.
+# vectors), and the IR of a seeded sample of POJ-104 programs for timing the embedding backends.
 #
 #   NCC_DATA=../shared/data bash benchmarks/gpu_bundle.sh [POJ_IR_FILES]    # default 5000
 #
@@ -49,20 +49,23 @@ for task in devmap threadcoarsening; do
     find "results/$task/inst2vec-original" -maxdepth 1 -type f -exec cp {} "$bundle/results/$task/inst2vec-original/" \;
 done
 
-# A seeded sample of the POJ-104 IR in ncc's compile cache (ncc reproduce classifyapp fills it).
+# A seeded sample of the quick protocol's POJ-104 programs, compiled as classifyapp compiles them (free
+# where `ncc reproduce classifyapp` compiled them before, ~1 min per 1,000 programs on 2 cores where not).
 $python - "$poj_files" "$bundle/poj-ir.tar.xz" <<'EOF'
-import random, re, sys, tarfile
-from ncc.paths import cache_home
+import random, sys, tarfile
+from pathlib import Path
+from ncc.frontend import compile_batch
+from ncc.tasks.classifyapp import load_programs, select_programs, source_folder
 
 count, target = int(sys.argv[1]), sys.argv[2]
-named = re.compile(r'^source_filename = "\d+\.(c|cpp)"$', re.M)  # POJ-104 sources are <number>.c(pp)
-files = sorted(p for p in (cache_home() / "ir").glob("*/*.ll") if named.search(p.read_text(errors="replace")[:4000]))
-if len(files) < count:
-    sys.exit(f"only {len(files)} POJ-104 IR files in {cache_home()}; run `ncc reproduce classifyapp --models bag` first")
+quick = [p for programs in select_programs(load_programs(), "quick").values() for p in programs]
+chosen = random.Random(104).sample(quick, min(count, len(quick)))
+folder = source_folder()
+result = compile_batch([folder / p.path for p in chosen], dialect="poj104", opt_level=0, workers=2)
 with tarfile.open(target, "w:xz") as tar:
-    for path in random.Random(104).sample(files, count):
-        tar.add(path, arcname=path.name)
-print(f"{target}: {count} of {len(files)} POJ-104 IR files")
+    for entry in result.entries:
+        tar.add(entry.ir_path, arcname=Path(entry.ir_path).name)
+print(f"{target}: {len(result.entries)} of {len(chosen)} sampled POJ-104 programs compiled")
 EOF
 
 du -sh "$bundle"
