@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -283,8 +284,6 @@ NEURAL_MODELS = ("lstm", "ggnn", "rgine")
 
 def _limit_threads(threads: int) -> None:
     """Process initializer: ``threads`` CPU threads for numpy and torch, so parallel runs do not oversubscribe."""
-    import os
-
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
     try:
@@ -308,7 +307,6 @@ def run_in_processes(function: Any, calls: Sequence[tuple], jobs: int, labels: S
         labels: a name per call for the progress bar and the failures.
     """
     import multiprocessing
-    import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from tqdm import tqdm
@@ -324,7 +322,8 @@ def run_in_processes(function: Any, calls: Sequence[tuple], jobs: int, labels: S
             try:
                 future.result()
             except Exception as error:  # reported with the others once every call has run
-                failures.append(f"{futures[future]}: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
+                message = str(error).splitlines()[0] if str(error) else type(error).__name__
+                failures.append(f"{futures[future]}: {message}")
     if failures:
         raise NccError(f"{len(failures)} of {len(calls)} runs failed (their finished folds are kept): "
                        + "; ".join(sorted(failures)))
