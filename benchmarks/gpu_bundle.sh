@@ -40,6 +40,7 @@ $python - <<'EOF'
 from ncc.tasks.devmap import DevmapExperiment
 from ncc.tasks.threadcoarsening import CoarseningExperiment
 
+# Both platforms' rows are the same kernels, so one platform's embeddings serve both.
 DevmapExperiment.prepare("amd", "results/devmap", workers=2).embeddings()
 CoarseningExperiment.prepare("results/threadcoarsening", workers=2).embeddings()
 EOF

@@ -197,8 +197,8 @@ class Vocabulary:
         """NCC's published 8,565-statement vocabulary (``!UNK`` = 8564), with zero counts.
 
         Read from ``<data home>/inst2vec/vocabulary.json.gz``; when that file is absent, NCC's dictionary
-        is downloaded from CompilerGym's copy (:data:`PUBLISHED_URL`), checked against
-        :data:`PUBLISHED_SHA256`, and both files are written atomically under a lock.
+        is fetched from CompilerGym's copy (:data:`PUBLISHED_URL`; :func:`ncc.download.fetch`: under a
+        lock, checked against :data:`PUBLISHED_SHA256`) and the vocabulary written from it atomically.
 
         Args:
             data_dir: the ``inst2vec`` data folder (default ``ncc.paths.data_home() / "inst2vec"``).
