@@ -550,9 +550,10 @@ class ClassifyappTask(Task):
     def prepare(self, config: "TrainConfig", progress: bool = True, encoder: Any = None) -> TaskData:
         """Compile and build the protocol's programs (all cached) into train / val / test datasets.
 
-        ``ggnn`` / ``rgine`` (and other graph models) get a ``NodeVocabulary`` fitted on ``train``;
-        ``lstm`` gets inst2vec embeddings trained on the training split's IR, handed to the model as its
-        frozen embedding table (``TaskData.pretrained``).
+        Node features follow ``data.features``: node text (a ``NodeVocabulary`` fitted on ``train``; the
+        graph models' default) or inst2vec statement ids (the ``lstm``'s default), whose embeddings are
+        trained without labels on the training split's IR and handed to the model as its starting
+        embedding table (``TaskData.pretrained``).
         """
         from ncc.embeddings.node_vocabulary import NodeVocabulary
         from ncc.tasks.datasets import ProgramGraphDataset
@@ -571,7 +572,7 @@ class ClassifyappTask(Task):
         ir_files = [ir for source in sources.values() for _, _, ir in source.items]
         if isinstance(encoder, ModuleStatementIds):  # a checkpoint's: read this run's IR files
             encoder = ModuleStatementIds(encoder.embeddings, ir_files)
-        elif encoder is None and config.model.name == "lstm":
+        elif encoder is None and config.data.feature_kind(config.model.name) == "inst2vec":
             embeddings = _train_embeddings([ir for _, _, ir in sources["train"].items],
                                            root / f"inst2vec-{sources['train'].key[:16]}", progress)
             encoder = ModuleStatementIds(embeddings, ir_files)

@@ -48,10 +48,18 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = ["ConfigError", "ModelConfig", "OptimizerConfig", "DataConfig", "TrainConfig", "load_config",
-           "parse_value", "dataclass_from_dict", "OPTIMIZERS", "SCHEDULERS"]
+           "parse_value", "dataclass_from_dict", "node_features", "OPTIMIZERS", "SCHEDULERS", "FEATURES"]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "step", "plateau")
+FEATURES = ("auto", "text", "inst2vec")
+
+
+def node_features(model: str, features: str = "auto") -> str:
+    """``text`` or ``inst2vec``: what ``model``'s node feature ids stand for (see ``DataConfig.features``)."""
+    if features == "auto":
+        return "inst2vec" if model == "lstm" else "text"
+    return features
 
 
 class ConfigError(NccError):
@@ -207,6 +215,11 @@ class DataConfig(_Section):
             for sequence models.
         workers: DataLoader worker processes (0 loads in the training process).
         min_count: node texts rarer than this in the training graphs share the unknown feature id.
+        features: what a node's feature id stands for: ``text`` (its node text, a vocabulary fitted on the
+            training graphs), ``inst2vec`` (its instruction's normalised statement, with inst2vec
+            embeddings trained without labels as the model's starting table; variables and constants
+            get one reserved id each, as in ProGraML's POJ-104 and devmap GGNN) or ``auto`` (``inst2vec``
+            for the ``lstm``, ``text`` for the graph models). Tasks without IR modules accept ``text`` only.
         cache_dir: where tasks keep generated sources and processed datasets ("" : ``ncc.paths.cache_home()``).
     """
 
@@ -216,6 +229,7 @@ class DataConfig(_Section):
     bucket: bool = False
     workers: int = 0
     min_count: int = 1
+    features: str = "auto"
     cache_dir: str = ""
 
 
@@ -225,6 +239,11 @@ class DataConfig(_Section):
         _at_least(prefix + "eval_batch_size", self.eval_batch_size, 0, source)
         _at_least(prefix + "workers", self.workers, 0, source)
         _at_least(prefix + "min_count", self.min_count, 1, source)
+        _choice(prefix + "features", self.features, FEATURES, source)
+
+    def feature_kind(self, model: str) -> str:
+        """``text`` or ``inst2vec``: the node features ``model`` reads under these settings."""
+        return node_features(model, self.features)
 
 
 _RUN_TYPES = {"task": str, "epochs": int, "patience": int, "seed": int, "device": str, "amp": str,

@@ -598,6 +598,8 @@ class DevmapTask(Task):
         output = Path(config.output or f"runs/devmap-{config.model.name}")
         settings = {"optimizer.lr": config.optimizer.lr, "data.batch_size": config.data.batch_size,
                     "device": config.device}
+        if config.data.features != "auto":
+            settings["data.features"] = config.data.features
         experiment = DevmapExperiment.prepare(options.platform, output, source=options.source,
                                               workers=config.data.workers or None, progress=config.progress,
                                               epochs=config.epochs, settings=settings,

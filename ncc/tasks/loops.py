@@ -303,6 +303,8 @@ class LoopsTask(Task):
         from ncc.tasks.datasets import ProgramGraphDataset, split_indices
 
         options = self.check_options(config.task_options)
+        if config.data.features == "inst2vec":
+            raise ConfigError("data.features: the loops task reads node texts only; use text or auto")
         root = (Path(config.data.cache_dir) if config.data.cache_dir else cache_home()) / "loops"
         programs = generate_programs(options)
         train_fraction = 1.0 - options.val_fraction - options.test_fraction

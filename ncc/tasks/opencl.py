@@ -391,15 +391,17 @@ def neural_fold(model: str, experiment: Any, fit: Sequence[int], val: Sequence[i
     """One fold of a neural row of an OpenCL table: the predicted class of every ``test`` row.
 
     ``experiment`` holds ``graphs`` and ``modules`` per row, ``embeddings()``, ``epochs`` and
-    ``settings``. The LSTM reads inst2vec statement ids (embeddings trained without labels); the graph
-    models a node vocabulary fitted on the ``fit`` rows. ``val`` rows decide early stopping.
+    ``settings``. Node features follow ``settings["data.features"]`` (see ``DataConfig.features``): by
+    default the LSTM reads inst2vec statement ids (embeddings trained without labels), the graph models
+    a node vocabulary fitted on the ``fit`` rows. ``val`` rows decide early stopping.
     """
     from ncc.embeddings.node_vocabulary import NodeVocabulary
+    from ncc.tasks.config import node_features
     from ncc.tasks.datasets import Example
 
     graphs = experiment.graphs
     pretrained = None
-    if model == "lstm":
+    if node_features(model, experiment.settings.get("data.features", "auto")) == "inst2vec":
         embeddings = experiment.embeddings()
         encoder = StatementIds(embeddings, zip(graphs, experiment.modules))
         pretrained = embeddings.feature_matrix()

@@ -609,6 +609,8 @@ class ThreadCoarseningTask(Task):
         output = Path(config.output or f"runs/threadcoarsening-{config.model.name}")
         settings = {"optimizer.lr": config.optimizer.lr, "data.batch_size": config.data.batch_size,
                     "device": config.device}
+        if config.data.features != "auto":
+            settings["data.features"] = config.data.features
         experiment = CoarseningExperiment.prepare(output, source=options.source, workers=config.data.workers or None,
                                                   progress=config.progress, epochs=config.epochs, settings=settings,
                                                   val_kernels=options.val_kernels,

@@ -153,6 +153,23 @@ def test_lstm_reads_inst2vec_statements_trained_on_the_training_split(prepared):
     assert known / len(statements) > 0.9  # statements of the training split have trained vectors
 
 
+def test_ggnn_reads_fine_tuned_inst2vec_statements_as_programls_poj104_model(prepared, tmp_path):
+    settings = {"epochs": 1, "data.batch_size": 32, "data.features": "inst2vec", "model.freeze_embeddings": False,
+                "model.hidden_size": 16}
+    report = classifyapp.train_row("ggnn", 0, tmp_path, "quick", classes=2, settings=settings, progress=False)
+    from ncc.tasks.training import load_checkpoint
+
+    payload = load_checkpoint(report["config"]["output"])
+    encoder = payload["encoder"]
+    assert isinstance(encoder, classifyapp.ModuleStatementIds)
+    start = encoder.embeddings.feature_matrix()
+    table = payload["model"]["embedding.table.weight"].numpy()
+    assert table.shape == start.shape == (len(encoder), 200)
+    assert not np.allclose(table, start)  # fine-tuned from the inst2vec matrix, not a fresh table
+    logits, labels = classifyapp.split_outputs(report["config"]["output"], "test")
+    assert logits.shape == (len(labels), 2)
+
+
 def test_reproduce_command_rejects_options_of_other_tasks(capsys):
     for arguments, message in ((["--protocol", "published"], "one --protocol"), (["--models", "svm"], "svm"),
                                (["--platform", "amd"], "do not apply")):

@@ -49,6 +49,7 @@ programs = 50
     ("[task]\nname = 'loops'\nprograms = 3", "run.toml: task.programs: must be >= 10, got 3"),
     ("task = 'nope'", "run.toml: task: unknown task 'nope'"),
     ("[model]\nnum_classes = 3", "run.toml: model.num_classes: is set from the data"),
+    ("[data]\nfeatures = 'bytes'", "run.toml: data.features: must be one of auto, text, inst2vec, got 'bytes'"),
     ("epochs = ", "run.toml: not valid TOML"),
 ])
 def test_bad_files_fail_with_one_line_naming_key_and_file(tmp_path, text, message):
@@ -78,3 +79,10 @@ def test_training_identity_ignores_run_length_and_device():
     b = load_config(None, {"epochs": 9, "progress": False})
     assert a.training_identity() == b.training_identity()
     assert a.training_identity() != load_config(None, {"seed": 1}).training_identity()
+
+
+def test_node_features_default_to_the_models_own():
+    assert load_config(None, {"model.name": "lstm"}).data.feature_kind("lstm") == "inst2vec"
+    assert load_config(None, {}).data.feature_kind("ggnn") == "text"
+    assert load_config(None, {"data.features": "inst2vec"}).data.feature_kind("ggnn") == "inst2vec"
+    assert load_config(None, {"data.features": "text"}).data.feature_kind("lstm") == "text"

@@ -16,6 +16,8 @@ NCC = [sys.executable, "-c", "from ncc.cli import main; main()"]
     (["train", "loops", "--model", "nope", "-o", "{tmp}/out"], "model.name: unknown model 'nope'"),
     (["train", "loops", "--set", "task.programz=3"], "command line: task.programz: unknown key"),
     (["train", "nope"], "unknown task 'nope'"),
+    (["train", "loops", "--set", "data.features=inst2vec", "-o", "{tmp}/out"],
+     "data.features: the loops task reads node texts only"),
 ])
 def test_bad_configs_fail_with_one_line(tmp_path, arguments, message):
     config = tmp_path / "run.toml"
