@@ -23,7 +23,7 @@ each level (augmentation as in NCC and ProGraML); all variants of a program stay
 Models: ``ggnn`` and ``rgine`` read the program graph with a node-text vocabulary fitted on the
 training split; ``lstm`` (NCC's model) reads inst2vec statement embeddings trained, without labels, on
 the training split's IR. ``bag`` (:func:`bag_of_nodes`) is a logistic regression on the counts of node
-texts, a code-reading baseline with no message passing.
+texts, a code-reading baseline with no message passing; ``bag-statements`` the same on inst2vec statements.
 """
 
 from __future__ import annotations
@@ -84,11 +84,14 @@ PUBLISHED = {
 #: Row name -> what it reads.
 MODELS = {
     "bag": "node-text counts (logistic regression)",
+    "bag-statements": "inst2vec statement counts (logistic regression)",
     "lstm": "inst2vec statements (NCC's LSTM)",
     "ggnn": "program graph (ProGraML's GGNN)",
     "rgine": "program graph (ncc's relational GINE)",
 }
 NEURAL = ("lstm", "ggnn", "rgine")
+#: The bag-of-features rows and the node features each counts (``data.features``).
+BAGS = {"bag": "text", "bag-statements": "inst2vec"}
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -621,10 +624,11 @@ MODEL_SETTINGS = {("lstm", "quick"): {"model.max_length": 512, "data.bucket": Tr
 
 
 def bag_of_nodes(data: TaskData, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Logistic regression on each graph's counts of node-text ids (sublinear tf-idf); C chosen on ``val``.
+    """Logistic regression on each graph's counts of node feature ids (sublinear tf-idf); C chosen on ``val``.
 
-    Reads the ``x`` ids of the processed datasets, so it sees the same programs and vocabulary as the
-    graph models, without edges.
+    Reads the ``x`` ids of the processed datasets (node texts or inst2vec statements, as
+    ``data.features`` made them), so it sees the same programs and features as the graph models, without
+    edges.
     """
     import scipy.sparse as sparse
     from sklearn.feature_extraction.text import TfidfTransformer
@@ -718,8 +722,9 @@ def reproduce_classifyapp(output: str | Path, models: Sequence[str] = ("bag", "g
     for name in models:
         results, runs = [], []
         for seed in seeds:
-            if name == "bag":
-                config = load_config(None, {"task": "classifyapp", "model.name": "ggnn", "seed": seed, **options})
+            if name in BAGS:
+                config = load_config(None, {"task": "classifyapp", "model.name": "ggnn", "seed": seed,
+                                            "data.features": BAGS[name], **options})
                 started = time.perf_counter()
                 metrics = bag_of_nodes(task.prepare(config, progress=progress), seed)
                 results.append({"test": metrics["test"]["accuracy"], "val": metrics["val"]["accuracy"],

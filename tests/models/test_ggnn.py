@@ -63,11 +63,24 @@ def test_selector_embedding(make_batch, vocabulary):
     assert model(batch).shape == (batch.num_nodes, 2)
 
 
+def test_mean_pooling_divides_the_summed_readout_by_each_graphs_nodes(make_batch, vocabulary, graphs):
+    batch = make_batch()
+    torch.manual_seed(0)
+    summed = GGNN(vocab_size=len(vocabulary), num_classes=3).eval()
+    torch.manual_seed(0)
+    mean = GGNN(vocab_size=len(vocabulary), num_classes=3, pooling="mean").eval()
+    sizes = torch.tensor([g.num_nodes for g in graphs], dtype=torch.float32).unsqueeze(1)
+    with torch.no_grad():
+        assert torch.allclose(mean(batch) * sizes, summed(batch), rtol=1e-4, atol=1e-4)
+        assert mean(batch).abs().max() < summed(batch).abs().max()
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"steps": "2,x"}, "steps"),
     ({"steps": 0}, "steps"),
     ({"steps": []}, "steps"),
     ({"aggregation": "max"}, "aggregation"),
+    ({"pooling": "max"}, "pooling"),
     ({"readout": "node", "aux_dim": 2}, "aux_dim"),
     ({"hidden_size": 0}, "hidden_size"),
     ({"max_position": -1}, "max_position"),
