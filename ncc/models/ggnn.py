@@ -39,8 +39,9 @@ class GGNN(nn.Module):
     4. Readout, ProGraML's gated form: per node ``r_v = sigmoid(f([h_T, h_0])) * g(h_T)`` with linear
        ``f, g`` to ``num_classes``; node-level logits are ``r_v``, graph-level logits the sum of
        ``r_v`` over each graph's nodes (ProGraML) or their mean (``pooling="mean"``). Summed over
-       hundreds of nodes the logits start large (a POJ-104 loss near 20 where chance is ln 104 = 4.6) and
-       each optimiser step moves them by hundreds of node contributions; the mean starts near chance. With auxiliary graph inputs (devmap's transfer size and
+       hundreds of nodes the logits start large (a POJ-104 loss near 20 where chance is ln 20 = 3.0 on 20
+       classes) and the first epochs are spent bringing them down; the mean starts at chance but learns
+       more slowly (20 POJ-104 classes, 30 epochs: 86.1 % test accuracy summed, 71.8 % averaged). With auxiliary graph inputs (devmap's transfer size and
        work-group size, ``aux_dim=2``) the summed readout is concatenated with them, batch-normalised
        and passed through ``Linear(aux_hidden) - ReLU - Dropout - Linear(num_classes)``.
 

@@ -180,12 +180,14 @@ def test_reproduce_command_rejects_options_of_other_tasks(capsys):
 
 
 def test_reproduce_command_prints_the_table(prepared, tmp_path, capsys):
-    main(["reproduce", "classifyapp", "--classes", "2", "--models", "bag", "-o", str(tmp_path)])
+    main(["reproduce", "classifyapp", "--classes", "2", "--models", "bag,bag-statements", "-o", str(tmp_path)])
     out = capsys.readouterr().out
     assert "| bag |" in out and "| ProGraML GGNN (Cummins et al., 2021) | (published) |" in out
+    assert "| bag-statements | inst2vec statement counts" in out
     with open(tmp_path / "classifyapp.csv", newline="") as handle:
         rows = {row["model"]: row for row in csv.DictReader(handle)}
     assert float(rows["bag"]["test_accuracy"]) > 85 and rows["bag"]["programs"].endswith("/200")
+    assert float(rows["bag-statements"]["test_accuracy"]) > 85
     with open(tmp_path / "compile-failures.csv", newline="") as handle:
         failed = list(csv.DictReader(handle))
     assert len(failed) == 200 - int(rows["bag"]["programs"].split("/")[0]) and "compile-failures.csv" in out
