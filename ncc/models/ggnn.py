@@ -41,9 +41,10 @@ class GGNN(nn.Module):
        ``r_v`` over each graph's nodes (ProGraML) or their mean (``pooling="mean"``). Summed over
        hundreds of nodes the logits start large (a POJ-104 loss near 20 where chance is ln 20 = 3.0 on 20
        classes) and the first epochs are spent bringing them down; the mean starts at chance but learns
-       more slowly (20 POJ-104 classes, 30 epochs: 86.1 % test accuracy summed, 71.8 % averaged). With auxiliary graph inputs (devmap's transfer size and
-       work-group size, ``aux_dim=2``) the summed readout is concatenated with them, batch-normalised
-       and passed through ``Linear(aux_hidden) - ReLU - Dropout - Linear(num_classes)``.
+       more slowly (20 POJ-104 classes, 30 epochs: 86.1 % test accuracy summed, 71.8 % averaged).
+       With auxiliary graph inputs (devmap's transfer size and work-group size, ``aux_dim=2``) the
+       pooled readout is concatenated with them, batch-normalised and passed through
+       ``Linear(aux_hidden) - ReLU - Dropout - Linear(num_classes)``.
 
     Args:
         num_classes: output logits per graph (or per node).

@@ -20,9 +20,11 @@ class, a permutation seeded by ``(SPLIT_SEED, label)`` puts 300 programs in ``tr
 ``classes=K`` keeps labels 1..K only (notebook tests). ``opt_levels="0,2"`` compiles every program at
 each level (augmentation as in NCC and ProGraML); all variants of a program stay in its split.
 
-Models: ``ggnn`` and ``rgine`` read the program graph with a node-text vocabulary fitted on the
-training split; ``lstm`` (NCC's model) reads inst2vec statement embeddings trained, without labels, on
-the training split's IR. ``bag`` (:func:`bag_of_nodes`) is a logistic regression on the counts of node
+Models: ``ggnn`` (ProGraML's) reads the program graph with ProGraML's POJ-104 node features, inst2vec
+statement ids whose embeddings are trained, without labels, on the training split's IR and fine-tuned
+with the model; ``rgine`` reads the program graph with a node-text vocabulary fitted on the training
+split; ``lstm`` (NCC's model) reads the inst2vec statement embeddings, frozen. ``data.features`` changes
+what a model reads. ``bag`` (:func:`bag_of_nodes`) is a logistic regression on the counts of node
 texts, a code-reading baseline with no message passing; ``bag-statements`` the same on inst2vec statements.
 """
 
@@ -86,7 +88,7 @@ MODELS = {
     "bag": "node-text counts (logistic regression)",
     "bag-statements": "inst2vec statement counts (logistic regression)",
     "lstm": "inst2vec statements (NCC's LSTM)",
-    "ggnn": "program graph (ProGraML's GGNN)",
+    "ggnn": "program graph, inst2vec statements (ProGraML's GGNN)",
     "rgine": "program graph (ncc's relational GINE)",
 }
 NEURAL = ("lstm", "ggnn", "rgine")
@@ -618,7 +620,8 @@ TRAIN_SETTINGS = {
 }
 #: ProGraML's POJ-104 GGNN reads inst2vec statement ids (its 8,568-entry vocabulary, 200-dimensional
 #: embeddings trained with the model), not node texts: with clang 22's opaque pointers the node texts of
-#: the training split number 56, and a logistic regression on them is 20 points behind one on statements.
+#: the quick training split number 56, and a logistic regression on them scores 61.4 % where one on
+#: statements scores 87.6 %.
 _GGNN_FEATURES = {"data.features": "inst2vec", "model.freeze_embeddings": False}
 #: Per model and protocol, on top of TRAIN_SETTINGS: an LSTM steps through the longest sequence of its
 #: batch, so its batches hold programs of similar size, and on the quick protocol (CPU) it reads each
