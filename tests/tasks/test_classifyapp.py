@@ -154,8 +154,7 @@ def test_lstm_reads_inst2vec_statements_trained_on_the_training_split(prepared):
 
 
 def test_ggnn_reads_fine_tuned_inst2vec_statements_as_programls_poj104_model(prepared, tmp_path):
-    settings = {"epochs": 1, "data.batch_size": 32, "data.features": "inst2vec", "model.freeze_embeddings": False,
-                "model.hidden_size": 16}
+    settings = {"epochs": 1, "data.batch_size": 32, "model.hidden_size": 16}  # the row's own features
     report = classifyapp.train_row("ggnn", 0, tmp_path, "quick", classes=2, settings=settings, progress=False)
     from ncc.tasks.training import load_checkpoint
 
