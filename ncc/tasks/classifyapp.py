@@ -23,9 +23,9 @@ each level (augmentation as in NCC and ProGraML); all variants of a program stay
 Models: ``ggnn`` (ProGraML's) reads the program graph with ProGraML's POJ-104 node features, inst2vec
 statement ids whose embeddings are trained, without labels, on the training split's IR and fine-tuned
 with the model; ``rgine`` reads the same; ``lstm`` (NCC's model) reads the inst2vec statement embeddings,
-frozen. ``data.features`` changes
-what a model reads. ``bag`` (:func:`bag_of_nodes`) is a logistic regression on the counts of node
-texts, a code-reading baseline with no message passing; ``bag-statements`` the same on inst2vec statements.
+frozen. ``data.features`` changes what a model reads. ``bag`` (:func:`bag_of_nodes`) is a logistic
+regression on the counts of node texts, a code-reading baseline with no message passing;
+``bag-statements`` the same on inst2vec statements.
 """
 
 from __future__ import annotations
