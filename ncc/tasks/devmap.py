@@ -28,8 +28,9 @@ work-group size alone); ``random`` (a random vector per kernel plus the auxiliar
 memorisation); ``grewe`` (Grewe et al.'s decision tree on their four features); ``lstm`` (NCC's
 inst2vec LSTM, our reproduction); ``ggnn`` (ProGraML's GGNN, our reproduction); ``rgine`` (ncc's
 relational GINE); ``graph-gbt`` (gradient-boosted trees on program-graph counts and the auxiliary inputs);
-``ncc-trees`` (the mean vote of trees on the auxiliary inputs, on them plus a five-number graph summary,
-and on them plus the graph counts).
+``ncc-trees`` (trees on the auxiliary inputs blended with the mean vote of those, trees on them plus a
+five-number graph summary and trees on them plus the graph counts, the blend's weight chosen by a
+cross-validation inside the training rows).
 """
 
 from __future__ import annotations
@@ -322,16 +323,21 @@ class DevmapExperiment:
         """``float32 [N, 2]``: log(1 + transfer), log(1 + wgsize), the neural models' auxiliary inputs."""
         return np.log1p(self.table.aux).astype(np.float32)
 
-    def validation_split(self, train: np.ndarray, protocol: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """A training fold cut into (fit, validation) rows, grouped by kernel under ``grouped``."""
+    def inner_folds(self, train: np.ndarray, protocol: str, seed: int,
+                    n_splits: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
+        """A training fold's own cross-validation: (fit, held-out) positions in ``train``, grouped by
+        kernel under ``grouped``."""
         from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
         labels = self.table.label[train]
         if protocol == "grouped":
-            splitter = StratifiedGroupKFold(n_splits=9, shuffle=True, random_state=seed)
-            fit, val = next(splitter.split(train, labels, groups=self.table.benchmark[train]))
-        else:
-            fit, val = next(StratifiedKFold(n_splits=9, shuffle=True, random_state=seed).split(train, labels))
+            splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+            return list(splitter.split(train, labels, groups=self.table.benchmark[train]))
+        return list(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(train, labels))
+
+    def validation_split(self, train: np.ndarray, protocol: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """A training fold cut into (fit, validation) rows, grouped by kernel under ``grouped``."""
+        fit, val = self.inner_folds(train, protocol, seed, n_splits=9)[0]
         return train[fit], train[val]
 
     def embeddings(self):
@@ -390,19 +396,38 @@ def _graph_gbt(experiment: DevmapExperiment, train, test, protocol, seed, folder
     return _trees(_graph_counts(experiment, train), experiment, train, test, seed)
 
 
-def _graph_ensemble(experiment: DevmapExperiment, train, test, protocol, seed, folder) -> np.ndarray:
-    """The mean GPU probability of three tree models: aux alone, aux + graph summary, aux + graph counts.
-
-    Trees on the auxiliary inputs alone generalise best to unseen kernels on AMD, the code features help
-    on NVIDIA and under the published protocol; averaging lets each vote where it is sure.
-    """
+def _tree_probabilities(experiment: DevmapExperiment, train, test, seed) -> tuple[np.ndarray, np.ndarray]:
+    """GPU probabilities from trees on aux alone, and the mean of three tree models: aux alone, aux + graph
+    summary, aux + graph counts."""
     from ncc.tasks.opencl import graph_summary
 
     aux = experiment.table.aux
     feature_sets = (aux, np.concatenate([aux, graph_summary(experiment.graphs)], axis=1),
                     _graph_counts(experiment, train))
-    probability = np.mean([_gpu_probability(f, experiment, train, test, seed) for f in feature_sets], axis=0)
-    return (probability > 0.5).astype(np.int64)
+    probabilities = [_gpu_probability(f, experiment, train, test, seed) for f in feature_sets]
+    return probabilities[0], np.mean(probabilities, axis=0)
+
+
+#: Weights of the aux-alone trees against the three-model mean that ``ncc-trees`` chooses from.
+BLEND_WEIGHTS = (0.0, 1 / 3, 2 / 3, 1.0)
+
+
+def _graph_ensemble(experiment: DevmapExperiment, train, test, protocol, seed, folder) -> np.ndarray:
+    """A blend of trees on aux alone and the mean of three tree models (aux; aux + graph summary; aux +
+    graph counts), weighted by a 5-fold cross-validation inside the training rows (the protocol's own
+    splitting).
+
+    Trees on the auxiliary inputs alone generalise best to unseen kernels on AMD, the code features help
+    on NVIDIA and under the published protocol; the inner cross-validation finds how far to trust each.
+    """
+    labels = experiment.table.label[train]
+    inner_aux, inner_mean = np.zeros(len(train)), np.zeros(len(train))
+    for fit, held in experiment.inner_folds(train, protocol, seed):
+        inner_aux[held], inner_mean[held] = _tree_probabilities(experiment, train[fit], train[held], seed)
+    scores = [np.mean(((w * inner_aux + (1 - w) * inner_mean) > 0.5) == labels) for w in BLEND_WEIGHTS]
+    weight = BLEND_WEIGHTS[int(np.argmax(scores))]
+    aux, mean = _tree_probabilities(experiment, train, test, seed)
+    return ((weight * aux + (1 - weight) * mean) > 0.5).astype(np.int64)
 
 
 def _neural(name: str) -> Predictor:
@@ -429,12 +454,14 @@ MODELS: dict[str, tuple[str, Predictor]] = {
     "random": ("random kernel vector + aux", _random),
     "grewe": ("Grewe et al.'s 4 features", _grewe),
     "graph-gbt": ("graph counts + aux", _graph_gbt),
-    "ncc-trees": ("aux; graph summary + aux; graph counts + aux", _graph_ensemble),
+    "ncc-trees": ("aux; graph summary + aux; graph counts + aux; blended", _graph_ensemble),
     "lstm": ("inst2vec statements + aux", _neural("lstm")),
     "ggnn": ("program graph + aux", _neural("ggnn")),
     "rgine": ("program graph + aux", _neural("rgine")),
 }
 FAST_MODELS = ("static", "aux", "random", "grewe", "graph-gbt", "ncc-trees")
+#: A row's revision, part of its fold folder's name, so folds kept by an earlier predictor are not reused.
+REVISIONS = {"ncc-trees": 2}
 
 
 def cross_validate(experiment: DevmapExperiment, model: str, protocol: str, seed: int = 0,
@@ -452,7 +479,8 @@ def cross_validate(experiment: DevmapExperiment, model: str, protocol: str, seed
     table = experiment.table
     folder = experiment.output / protocol / table.platform / run_name(model, seed, {
         "source": experiment.source, "epochs": experiment.epochs, "settings": experiment.settings,
-        "model_kwargs": experiment.model_kwargs.get(model, {})})
+        "model_kwargs": experiment.model_kwargs.get(model, {}),
+        **({"revision": REVISIONS[model]} if model in REVISIONS else {})})
     return out_of_fold(devmap_folds(table, protocol), len(table), folder,
                        lambda index, train, test, run: predictor(experiment, train, test, protocol, seed, run),
                        folds, label=f"devmap {protocol} {table.platform} {model} seed {seed}")

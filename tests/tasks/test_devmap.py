@@ -136,6 +136,17 @@ def test_validation_split_stays_inside_the_training_fold(experiment):
     assert not set(val) & set(test)
 
 
+def test_inner_folds_cover_the_training_rows_and_keep_kernels_apart(experiment):
+    from ncc.tasks.devmap import devmap_folds
+
+    train, _ = devmap_folds(experiment.table, "grouped")[3]
+    folds = experiment.inner_folds(train, "grouped", seed=0)
+    assert len(folds) == 5
+    assert sorted(np.concatenate([held for _, held in folds]).tolist()) == list(range(len(train)))
+    for fit, held in folds:
+        assert not set(experiment.table.benchmark[train[fit]]) & set(experiment.table.benchmark[train[held]])
+
+
 def test_ggnn_fold_through_the_trainer(experiment, tmp_path):
     """One fold of a tiny GGNN through ``ncc train devmap``: predictions saved, a second run trains nothing."""
     from click.testing import CliRunner
