@@ -621,7 +621,7 @@ TRAIN_SETTINGS = {
 #: ProGraML's POJ-104 GGNN reads inst2vec statement ids (its 8,568-entry vocabulary, 200-dimensional
 #: embeddings trained with the model), not node texts: with clang 22's opaque pointers the node texts of
 #: the quick training split number 56, and a logistic regression on them scores 61.4 % where one on
-#: statements scores 87.6 %. rgine reads them too (quick protocol, 3 seeds: 84.9 % against 78.6 % on node texts).
+#: statements scores 87.6 %. rgine reads them too (quick protocol, 3 seeds: 83.6 % against 78.6 % on node texts).
 _STATEMENTS = {"data.features": "inst2vec", "model.freeze_embeddings": False}
 #: Per model and protocol, on top of TRAIN_SETTINGS: an LSTM steps through the longest sequence of its
 #: batch, so its batches hold programs of similar size, and on the quick protocol (CPU) it reads each
