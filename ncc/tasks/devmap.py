@@ -396,14 +396,12 @@ def _graph_gbt(experiment: DevmapExperiment, train, test, protocol, seed, folder
     return _trees(_graph_counts(experiment, train), experiment, train, test, seed)
 
 
-def _tree_probabilities(experiment: DevmapExperiment, train, test, seed) -> tuple[np.ndarray, np.ndarray]:
+def _tree_probabilities(experiment: DevmapExperiment, summary: np.ndarray, train, test,
+                        seed) -> tuple[np.ndarray, np.ndarray]:
     """GPU probabilities from trees on aux alone, and the mean of three tree models: aux alone, aux + graph
-    summary, aux + graph counts."""
-    from ncc.tasks.opencl import graph_summary
-
+    summary (``summary``, :func:`~ncc.tasks.opencl.graph_summary` of every row), aux + graph counts."""
     aux = experiment.table.aux
-    feature_sets = (aux, np.concatenate([aux, graph_summary(experiment.graphs)], axis=1),
-                    _graph_counts(experiment, train))
+    feature_sets = (aux, np.concatenate([aux, summary], axis=1), _graph_counts(experiment, train))
     probabilities = [_gpu_probability(f, experiment, train, test, seed) for f in feature_sets]
     return probabilities[0], np.mean(probabilities, axis=0)
 
@@ -420,13 +418,16 @@ def _graph_ensemble(experiment: DevmapExperiment, train, test, protocol, seed, f
     Trees on the auxiliary inputs alone generalise best to unseen kernels on AMD, the code features help
     on NVIDIA and under the published protocol; the inner cross-validation finds how far to trust each.
     """
+    from ncc.tasks.opencl import graph_summary
+
+    summary = graph_summary(experiment.graphs)
     labels = experiment.table.label[train]
     inner_aux, inner_mean = np.zeros(len(train)), np.zeros(len(train))
     for fit, held in experiment.inner_folds(train, protocol, seed):
-        inner_aux[held], inner_mean[held] = _tree_probabilities(experiment, train[fit], train[held], seed)
+        inner_aux[held], inner_mean[held] = _tree_probabilities(experiment, summary, train[fit], train[held], seed)
     scores = [np.mean(((w * inner_aux + (1 - w) * inner_mean) > 0.5) == labels) for w in BLEND_WEIGHTS]
     weight = BLEND_WEIGHTS[int(np.argmax(scores))]
-    aux, mean = _tree_probabilities(experiment, train, test, seed)
+    aux, mean = _tree_probabilities(experiment, summary, train, test, seed)
     return ((weight * aux + (1 - weight) * mean) > 0.5).astype(np.int64)
 
 
