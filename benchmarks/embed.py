@@ -178,7 +178,9 @@ def main() -> None:
         "embed_wall_s": round(trained_at - compiled_at, 1),
         "analogies_ncc_top5": ncc.to_dict(), "analogies_3cosadd": strict.to_dict(),
         "analogies_ncc_top5_answerable": learnable_ncc.to_dict(),
-        "settings": {**report["settings"], "limit": arguments.limit, "variants": arguments.variants,
+        # embed() saw compiled IR, so its own opt_level is moot: the variants say how the corpus was compiled.
+        "settings": {**{k: v for k, v in report["settings"].items() if k != "opt_level"},
+                     "limit": arguments.limit, "variants": arguments.variants,
                      "backend": arguments.backend, "device": report["training"]["device"]},
         "example_neighbours": nearest_neighbours(result.embeddings, "<%ID> = add nsw i32 <%ID>, <INT>", 5),
     }
