@@ -386,14 +386,16 @@ def fit_predict_graph_model(model: str, train: Sequence[Any], val: Sequence[Any]
 
 def neural_fold(model: str, experiment: Any, fit: Sequence[int], val: Sequence[int], test: Sequence[int],
                 labels: np.ndarray, aux: np.ndarray | None, names: Sequence[str], num_classes: int, task: str,
-                batch_size: int, seed: int, folder: Path, model_kwargs: Mapping[str, Any] | None = None
-                ) -> np.ndarray:
+                batch_size: int, seed: int, folder: Path, model_kwargs: Mapping[str, Any] | None = None,
+                patience: int | None = None) -> np.ndarray:
     """One fold of a neural row of an OpenCL table: the predicted class of every ``test`` row.
 
     ``experiment`` holds ``graphs`` and ``modules`` per row, ``embeddings()``, ``epochs`` and
     ``settings``. Node features follow ``settings["data.features"]`` (see ``DataConfig.features``): by
     default the LSTM reads inst2vec statement ids (embeddings trained without labels), the graph models
-    a node vocabulary fitted on the ``fit`` rows. ``val`` rows decide early stopping.
+    a node vocabulary fitted on the ``fit`` rows. ``val`` rows decide early stopping after ``patience``
+    epochs without a better validation accuracy (default ``max(5, epochs // 4)``; 0: train every epoch and
+    keep the best), unless ``settings`` says otherwise.
     """
     from ncc.embeddings.node_vocabulary import NodeVocabulary
     from ncc.tasks.config import node_features
@@ -411,7 +413,9 @@ def neural_fold(model: str, experiment: Any, fit: Sequence[int], val: Sequence[i
     def examples(rows):
         return [Example(graphs[i], int(labels[i]), None if aux is None else aux[i], name=names[i]) for i in rows]
 
-    settings = {"epochs": experiment.epochs, "patience": max(5, experiment.epochs // 4),
+    if patience is None:
+        patience = max(5, experiment.epochs // 4)
+    settings = {"epochs": experiment.epochs, "patience": patience,
                 "data.batch_size": batch_size, **experiment.settings}
     logits = fit_predict_graph_model(model, examples(fit), examples(val), examples(test), encoder, num_classes,
                                      folder, task=task, aux_dim=0 if aux is None else aux.shape[1],

@@ -6,6 +6,7 @@ Needs ``$NCC_DATA/devmap`` (skipped otherwise).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -168,6 +169,8 @@ def test_ggnn_fold_through_the_trainer(experiment, tmp_path):
     predictions = np.load(fold)
     assert predictions.shape == (rows,) and set(predictions.tolist()) <= {0, 1}
     assert (run / "run-2" / "report.json").is_file()
+    # A graph model trains every epoch: on a 68-row validation split early stopping kept epoch-2 models.
+    assert json.loads((run / "run-2" / "config.json").read_text())["patience"] == 0
     stamp = fold.stat().st_mtime_ns
     assert CliRunner().invoke(cli, arguments, catch_exceptions=False).exit_code == 0
     assert fold.stat().st_mtime_ns == stamp
