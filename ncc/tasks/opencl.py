@@ -387,11 +387,11 @@ def fit_predict_graph_model(model: str, train: Sequence[Any], val: Sequence[Any]
 def neural_fold(model: str, experiment: Any, fit: Sequence[int], val: Sequence[int], test: Sequence[int],
                 labels: np.ndarray, aux: np.ndarray | None, names: Sequence[str], num_classes: int, task: str,
                 batch_size: int, seed: int, folder: Path, model_kwargs: Mapping[str, Any] | None = None,
-                patience: int | None = None) -> np.ndarray:
+                patience: int | None = None, epochs: int | None = None) -> np.ndarray:
     """One fold of a neural row of an OpenCL table: the predicted class of every ``test`` row.
 
-    ``experiment`` holds ``graphs`` and ``modules`` per row, ``embeddings()``, ``epochs`` and
-    ``settings``. Node features follow ``settings["data.features"]`` (see ``DataConfig.features``): by
+    ``experiment`` holds ``graphs`` and ``modules`` per row, ``embeddings()``, ``epochs`` (which
+    ``epochs`` overrides) and ``settings``. Node features follow ``settings["data.features"]`` (see ``DataConfig.features``): by
     default the LSTM reads inst2vec statement ids (embeddings trained without labels), the graph models
     a node vocabulary fitted on the ``fit`` rows. ``val`` rows decide early stopping after ``patience``
     epochs without a better validation accuracy (default ``max(5, epochs // 4)``; 0: train every epoch and
@@ -413,9 +413,10 @@ def neural_fold(model: str, experiment: Any, fit: Sequence[int], val: Sequence[i
     def examples(rows):
         return [Example(graphs[i], int(labels[i]), None if aux is None else aux[i], name=names[i]) for i in rows]
 
+    epochs = experiment.epochs if epochs is None else epochs
     if patience is None:
-        patience = max(5, experiment.epochs // 4)
-    settings = {"epochs": experiment.epochs, "patience": patience,
+        patience = max(5, epochs // 4)
+    settings = {"epochs": epochs, "patience": patience,
                 "data.batch_size": batch_size, **experiment.settings}
     logits = fit_predict_graph_model(model, examples(fit), examples(val), examples(test), encoder, num_classes,
                                      folder, task=task, aux_dim=0 if aux is None else aux.shape[1],

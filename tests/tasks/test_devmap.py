@@ -176,6 +176,23 @@ def test_ggnn_fold_through_the_trainer(experiment, tmp_path):
     assert fold.stat().st_mtime_ns == stamp
 
 
+def test_neural_rows_train_their_own_epochs_unless_the_run_sets_them(experiment, tmp_path, monkeypatch):
+    """The table's GGNN trains its own epoch count; a run's ``epochs`` overrides it and keeps its folds apart."""
+    import dataclasses
+
+    from ncc.tasks import devmap
+
+    monkeypatch.setitem(devmap.NEURAL_EPOCHS, "ggnn", 2)
+    tiny = {"ggnn": {"steps": 1, "embedding_dim": 8}}
+    for epochs, expected in ((None, 2), (1, 1)):
+        run = dataclasses.replace(experiment, output=tmp_path / str(epochs), epochs=epochs, model_kwargs=tiny,
+                                  settings={"device": "cpu"}, progress=False)
+        devmap.cross_validate(run, "ggnn", "grouped", folds=[3])
+        (config,) = (tmp_path / str(epochs)).glob("grouped/amd/ggnn-seed0-*/run-3/config.json")
+        assert json.loads(config.read_text())["epochs"] == expected
+    (default,), (set_by_run,) = ([p.name for p in (tmp_path / e).glob("grouped/amd/ggnn-*")] for e in ("None", "1"))
+    assert default != set_by_run
+
 @pytest.mark.parametrize("setting, message", [("task.platform=arm", "task.platform"),
                                               ("task.protocol=random", "task.protocol"),
                                               ("task.fold=12", "task.fold")])
