@@ -390,9 +390,9 @@ def neural_fold(model: str, experiment: Any, fit: Sequence[int], val: Sequence[i
                 patience: int | None = None, epochs: int | None = None) -> np.ndarray:
     """One fold of a neural row of an OpenCL table: the predicted class of every ``test`` row.
 
-    ``experiment`` holds ``graphs`` and ``modules`` per row, ``embeddings()``, ``epochs`` (which
-    ``epochs`` overrides) and ``settings``. Node features follow ``settings["data.features"]`` (see ``DataConfig.features``): by
-    default the LSTM reads inst2vec statement ids (embeddings trained without labels), the graph models
+    ``experiment`` holds ``graphs`` and ``modules`` per row, ``embeddings()``, ``epochs`` (unless
+    ``epochs`` is given) and ``settings``. Node features follow ``settings["data.features"]`` (see
+    ``DataConfig.features``): by default the LSTM reads inst2vec statement ids (embeddings trained without labels), the graph models
     a node vocabulary fitted on the ``fit`` rows. ``val`` rows decide early stopping after ``patience``
     epochs without a better validation accuracy (default ``max(5, epochs // 4)``; 0: train every epoch and
     keep the best), unless ``settings`` says otherwise.

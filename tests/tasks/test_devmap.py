@@ -193,6 +193,7 @@ def test_neural_rows_train_their_own_epochs_unless_the_run_sets_them(experiment,
     (default,), (set_by_run,) = ([p.name for p in (tmp_path / e).glob("grouped/amd/ggnn-*")] for e in ("None", "1"))
     assert default != set_by_run
 
+
 @pytest.mark.parametrize("setting, message", [("task.platform=arm", "task.platform"),
                                               ("task.protocol=random", "task.protocol"),
                                               ("task.fold=12", "task.fold")])
