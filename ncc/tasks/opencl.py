@@ -395,8 +395,7 @@ def neural_fold(model: str, experiment: Any, fit: Sequence[int], val: Sequence[i
     ``DataConfig.features``): by default the LSTM reads inst2vec statement ids (embeddings trained
     without labels), the graph models a node vocabulary fitted on the ``fit`` rows. ``val`` rows decide
     early stopping after ``patience`` epochs without a better validation accuracy (default
-    ``max(5, epochs // 4)``; 0: train every epoch and
-    keep the best), unless ``settings`` says otherwise.
+    ``max(5, epochs // 4)``; 0: train every epoch and keep the best), unless ``settings`` says otherwise.
     """
     from ncc.embeddings.node_vocabulary import NodeVocabulary
     from ncc.tasks.config import node_features
