@@ -5,6 +5,7 @@ Needs ``$NCC_DATA/threadcoarsening`` (skipped otherwise).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections import Counter
@@ -144,6 +145,8 @@ def test_ggnn_two_folds_then_reuse(experiment, tmp_path):
     (folder,) = (tmp_path / "tahiti").glob("ggnn-seed0-*")
     saved = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     assert {"fold-0.npy", "fold-1.npy", "run-0", "run-1"} <= set(saved)
+    # The graph models train every epoch: stopping early cost the GGNN on every GPU.
+    assert json.loads((folder / "run-0" / "config.json").read_text())["patience"] == 0
     again = cross_validate(quick, "ggnn", "tahiti", 0, folds=[0, 1])
     np.testing.assert_array_equal(first, again)
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == saved  # nothing retrained or added
