@@ -445,13 +445,9 @@ def _neural(name: str) -> Predictor:
             # A CPU LSTM steps through the longest sequence of a batch: the first 256 statements keep
             # an epoch within minutes (the median kernel has ~80).
             kwargs.setdefault("max_length", 256)
-        # The graph models' validation accuracy (68 rows) sits on a plateau for 10-20 epochs before it
-        # climbs (measured: GGNN, published protocol), so early stopping would keep epoch-2 models.
-        patience = None if name == "lstm" else 0
         return neural_fold(name, experiment, fit, val, test, experiment.table.label, experiment.aux_log(),
                            experiment.table.benchmark, num_classes=2, task="devmap", batch_size=32, seed=seed,
-                           folder=folder, model_kwargs=kwargs, patience=patience,
-                           epochs=experiment.epochs_for(name))
+                           folder=folder, model_kwargs=kwargs, epochs=experiment.epochs_for(name))
 
     return predict
 

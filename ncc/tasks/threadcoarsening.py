@@ -428,12 +428,9 @@ def _neural(name: str) -> Predictor:
         from ncc.tasks.opencl import neural_fold
 
         fit, val = experiment.validation_split(train, seed)
-        # Stopping the graph models early cost them on every GPU (GGNN, 3 seeds: 1.089 / 1.045 / 0.923 / 1.007
-        # with patience 7, 1.154 / 1.125 / 0.993 / 1.034 trained every epoch).
         return neural_fold(name, experiment, fit, val, test, experiment.table.labels(platform), None,
                            experiment.table.kernels, num_classes=len(FACTORS), task="threadcoarsening",
-                           batch_size=8, seed=seed, folder=folder, model_kwargs=experiment.model_kwargs.get(name, {}),
-                           patience=None if name == "lstm" else 0)
+                           batch_size=8, seed=seed, folder=folder, model_kwargs=experiment.model_kwargs.get(name, {}))
 
     return predict
 
