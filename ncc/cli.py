@@ -128,7 +128,8 @@ def embed(corpus, output_dir, context_size, dim, epochs, min_count, vocabulary, 
 @click.argument("task")
 @click.option("--model", "-m", "model", default=None, help="Model name (ggnn, lstm, rgine, ...).")
 @click.option("--config", "-c", "config_file", type=click.Path(dir_okay=False), default=None, help="TOML config.")
-@click.option("--epochs", type=int, default=None, help="Passes over the training split.")
+@click.option("--epochs", type=int, default=None,
+              help="Passes over the training split (default: the task's own count, else 20).")
 @click.option("--lr", type=float, default=None, help="Learning rate.")
 @click.option("--batch-size", type=int, default=None, help="Graphs per process and step.")
 @click.option("--node-budget", type=int, default=None, help="Nodes per process and step instead (0: off).")

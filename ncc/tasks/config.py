@@ -246,6 +246,9 @@ class DataConfig(_Section):
         return node_features(model, self.features)
 
 
+#: Training epochs of a run that sets none, for tasks without their own count.
+DEFAULT_EPOCHS = 20
+
 _RUN_TYPES = {"task": str, "epochs": int, "patience": int, "seed": int, "device": str, "amp": str,
               "output": str, "resume": bool, "monitor": str, "progress": bool, "deterministic": bool,
               "find_unused_parameters": bool, "log_every": int}
@@ -262,7 +265,8 @@ class TrainConfig:
         optimizer: optimiser and schedule.
         data: batching and features.
         task_options: the task's own options (checked by the task).
-        epochs: passes over the training split (>= 1).
+        epochs: passes over the training split (>= 1); None: the task's own count where it has one
+            (devmap's and thread coarsening's tables), else :data:`DEFAULT_EPOCHS`.
         patience: stop after this many epochs without a better ``monitor`` value (0: never stop early).
         seed: seeds model initialisation, dropout and shuffling.
         device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``. Under torchrun
@@ -284,7 +288,7 @@ class TrainConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     task_options: dict = field(default_factory=dict)
-    epochs: int = 20
+    epochs: int | None = None
     patience: int = 0
     seed: int = 0
     device: str = "auto"
@@ -323,6 +327,8 @@ class TrainConfig:
                     _fail(key, f"expected a table, got {type(value).__name__}", source)
                 kwargs["task_options"] = dict(value)
             elif key in _RUN_TYPES:
+                if key == "epochs" and value is None:
+                    continue
                 if key == "amp" and isinstance(value, bool):
                     value = "true" if value else "false"
                 value = _check_type(key, value, _RUN_TYPES[key], source)
@@ -336,7 +342,8 @@ class TrainConfig:
 
     def check(self, source: str | None = None) -> "TrainConfig":
         """Raise :class:`ConfigError` on an impossible value; return self."""
-        _at_least("epochs", self.epochs, 1, source)
+        if self.epochs is not None:
+            _at_least("epochs", self.epochs, 1, source)
         _at_least("patience", self.patience, 0, source)
         _at_least("log_every", self.log_every, 1, source)
         _choice("amp", self.amp, ("auto", "true", "false"), source)

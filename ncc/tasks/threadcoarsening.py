@@ -614,9 +614,10 @@ class ThreadCoarseningTask(Task):
                     "device": config.device}
         if config.data.features != "auto":
             settings["data.features"] = config.data.features
+        epochs = {} if config.epochs is None else {"epochs": config.epochs}
         experiment = CoarseningExperiment.prepare(output, source=options.source, workers=config.data.workers or None,
-                                                  progress=config.progress, epochs=config.epochs, settings=settings,
-                                                  val_kernels=options.val_kernels,
+                                                  progress=config.progress, settings=settings,
+                                                  val_kernels=options.val_kernels, **epochs,
                                                   model_kwargs={config.model.name: dict(config.model.kwargs)})
         folds = None if options.fold < 0 else [options.fold]
         predictions = cross_validate(experiment, config.model.name, options.platform, config.seed, folds)

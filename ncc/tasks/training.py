@@ -40,7 +40,7 @@ import random
 import subprocess
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -50,7 +50,7 @@ import torch.distributed as dist
 
 from ncc.errors import NccError
 from ncc.fileio import atomic_write
-from ncc.tasks.config import ConfigError, TrainConfig
+from ncc.tasks.config import DEFAULT_EPOCHS, ConfigError, TrainConfig
 from ncc.tasks.datasets import GraphBatchSampler
 from ncc.tasks.task import Task, TaskData
 
@@ -393,6 +393,8 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), model_factory
     if not config.task:
         raise ConfigError("task: no task given")
     config.check()
+    if config.epochs is None:
+        config = replace(config, epochs=DEFAULT_EPOCHS)
     task = get_task(config.task)
     _check_model_name(config.model.name, model_factory)
     output = config.output_dir

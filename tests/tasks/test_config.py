@@ -36,6 +36,8 @@ programs = 50
     assert config.data.node_budget == 10000
     assert config.task_options == {"programs": 50, "seed": 3}
     assert TrainConfig.from_dict(config.to_dict()) == config
+    unset = load_config(None, {"task": "loops"})
+    assert unset.epochs is None and TrainConfig.from_dict(unset.to_dict()) == unset  # the task's own count
 
 
 @pytest.mark.parametrize("text, message", [

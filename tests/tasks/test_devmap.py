@@ -192,6 +192,15 @@ def test_neural_rows_train_their_own_epochs_unless_the_run_sets_them(experiment,
         assert json.loads(config.read_text())["epochs"] == expected
     (default,), (set_by_run,) = ([p.name for p in (tmp_path / e).glob("grouped/amd/ggnn-*")] for e in ("None", "1"))
     assert default != set_by_run
+    # ncc train devmap without --epochs trains the table's count, not the trainer's default.
+    from ncc.tasks import get_task, load_config
+
+    config = load_config(None, {"task": "devmap", "model.name": "ggnn", "task.fold": 3, "device": "cpu",
+                                "output": str(tmp_path / "cli"), "progress": False, "model.steps": 1,
+                                "model.embedding_dim": 8})
+    get_task("devmap").run(config)
+    (config_file,) = (tmp_path / "cli").glob("grouped/amd/ggnn-seed0-*/run-3/config.json")
+    assert json.loads(config_file.read_text())["epochs"] == 2
 
 
 @pytest.mark.parametrize("setting, message", [("task.platform=arm", "task.platform"),
