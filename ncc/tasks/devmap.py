@@ -496,7 +496,7 @@ def cross_validate(experiment: DevmapExperiment, model: str, protocol: str, seed
                        folds, label=f"devmap {protocol} {table.platform} {model} seed {seed}")
 
 
-def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS + ("ggnn",),
+def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS,
                      protocols: Sequence[str] = PROTOCOLS, platforms: Sequence[str] = PLATFORMS,
                      seeds: Sequence[int] = (0,), source: str = "original", epochs: int | None = None,
                      folds: Sequence[int] | None = None, workers: int | None = None, clang: Any = None,
@@ -504,6 +504,7 @@ def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS + (
     """Run every (protocol, platform, model, seed) and write ``devmap.csv`` / ``devmap.md`` to ``output``.
 
     Args:
+        models: the rows (default: :data:`FAST_MODELS`, those that finish on a CPU in minutes, as the CLI's).
         workers: compile processes, and with more than one, the runs are spread over that many
             processes (see :func:`ncc.tasks.opencl.run_in_processes`); the table is the same.
 

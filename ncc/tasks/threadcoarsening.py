@@ -477,7 +477,7 @@ def cross_validate(experiment: CoarseningExperiment, model: str, platform: str, 
                        folds, label=f"threadcoarsening {platform} {model} seed {seed}")
 
 
-def reproduce_threadcoarsening(output: str | Path, models: Sequence[str] = FAST_MODELS + ("ggnn",),
+def reproduce_threadcoarsening(output: str | Path, models: Sequence[str] = FAST_MODELS,
                                platforms: Sequence[str] = PLATFORMS, seeds: Sequence[int] = (0,),
                                source: str = "original", epochs: int = 30, folds: Sequence[int] | None = None,
                                workers: int | None = None, clang: Any = None, progress: bool = True,
@@ -487,6 +487,7 @@ def reproduce_threadcoarsening(output: str | Path, models: Sequence[str] = FAST_
     Finished folds are reused (see :func:`cross_validate`), so a stopped run resumes where it stopped.
 
     Args:
+        models: the rows (default: :data:`FAST_MODELS`, those that finish on a CPU in minutes, as the CLI's).
         workers: compile processes, and with more than one, the runs are spread over that many
             processes (see :func:`ncc.tasks.opencl.run_in_processes`); the table is the same.
         kwargs: further :class:`CoarseningExperiment` fields (``val_kernels``, ``settings``, ...).
