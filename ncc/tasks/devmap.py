@@ -400,39 +400,48 @@ def _graph_gbt(experiment: DevmapExperiment, train, test, protocol, seed, folder
     return _trees(_graph_counts(experiment, train), experiment, train, test, seed)
 
 
-def _tree_probabilities(experiment: DevmapExperiment, summary: np.ndarray, train, test,
-                        seed) -> tuple[np.ndarray, np.ndarray]:
-    """GPU probabilities from trees on aux alone, and the mean of three tree models: aux alone, aux + graph
-    summary (``summary``, :func:`~ncc.tasks.opencl.graph_summary` of every row), aux + graph counts."""
+def _tree_probabilities(experiment: DevmapExperiment, code: tuple[np.ndarray, np.ndarray], train, test,
+                        seed) -> np.ndarray:
+    """``[3, len(test)]`` GPU probabilities: trees on aux alone, and two means of three tree models: aux
+    alone, aux + a code summary, aux + graph counts, where the summary is the graph summary (``code[0]``)
+    in the first mean and the graph and loop summaries (``code[0]``, ``code[1]``) in the second."""
     aux = experiment.table.aux
-    feature_sets = (aux, np.concatenate([aux, summary], axis=1), _graph_counts(experiment, train))
-    probabilities = [_gpu_probability(f, experiment, train, test, seed) for f in feature_sets]
-    return probabilities[0], np.mean(probabilities, axis=0)
+    summary, loops = code
+    alone, counts, with_summary, with_loops = (
+        _gpu_probability(features, experiment, train, test, seed)
+        for features in (aux, _graph_counts(experiment, train), np.concatenate([aux, summary], axis=1),
+                         np.concatenate([aux, summary, loops], axis=1)))
+    return np.stack([alone, (alone + with_summary + counts) / 3, (alone + with_loops + counts) / 3])
 
 
-#: Weights of the aux-alone trees against the three-model mean that ``ncc-trees`` chooses from.
+#: Weights of the aux-alone trees against a three-model mean that ``ncc-trees`` chooses from.
 BLEND_WEIGHTS = (0.0, 1 / 3, 2 / 3, 1.0)
+#: (row of :func:`_tree_probabilities` blended with aux alone, weight of aux alone), in order of preference.
+BLENDS = tuple((mean, weight) for mean in (1, 2) for weight in BLEND_WEIGHTS)
 
 
 def _graph_ensemble(experiment: DevmapExperiment, train, test, protocol, seed, folder) -> np.ndarray:
-    """A blend of trees on aux alone and the mean of three tree models (aux; aux + graph summary; aux +
-    graph counts), weighted by a 5-fold cross-validation inside the training rows (the protocol's own
-    splitting).
+    """A blend of trees on aux alone and a mean of three tree models (aux; aux + a code summary; aux +
+    graph counts), where the blend's weight and the summary (the graph summary, or it and the loop summary)
+    are chosen by a 5-fold cross-validation inside the training rows (the protocol's own splitting).
 
     Trees on the auxiliary inputs alone generalise best to unseen kernels on AMD, the code features help
     on NVIDIA and under the published protocol; the inner cross-validation finds how far to trust each.
     """
-    from ncc.tasks.opencl import graph_summary
+    from ncc.tasks.opencl import graph_summary, loop_summary
 
-    summary = graph_summary(experiment.graphs)
+    code = graph_summary(experiment.graphs), loop_summary(experiment.graphs)
     labels = experiment.table.label[train]
-    inner_aux, inner_mean = np.zeros(len(train)), np.zeros(len(train))
+    inner = np.zeros((3, len(train)))
     for fit, held in experiment.inner_folds(train, protocol, seed):
-        inner_aux[held], inner_mean[held] = _tree_probabilities(experiment, summary, train[fit], train[held], seed)
-    scores = [np.mean(((w * inner_aux + (1 - w) * inner_mean) > 0.5) == labels) for w in BLEND_WEIGHTS]
-    weight = BLEND_WEIGHTS[int(np.argmax(scores))]
-    aux, mean = _tree_probabilities(experiment, summary, train, test, seed)
-    return ((weight * aux + (1 - weight) * mean) > 0.5).astype(np.int64)
+        inner[:, held] = _tree_probabilities(experiment, code, train[fit], train[held], seed)
+
+    def blend(probabilities: np.ndarray, mean: int, weight: float) -> np.ndarray:
+        return (weight * probabilities[0] + (1 - weight) * probabilities[mean]) > 0.5
+
+    scores = [np.mean(blend(inner, *choice) == labels) for choice in BLENDS]
+    choice = BLENDS[int(np.argmax(scores))]
+    return blend(_tree_probabilities(experiment, code, train, test, seed), *choice).astype(np.int64)
 
 
 def _neural(name: str) -> Predictor:
@@ -459,7 +468,7 @@ MODELS: dict[str, tuple[str, Predictor]] = {
     "random": ("random kernel vector + aux", _random),
     "grewe": ("Grewe et al.'s 4 features", _grewe),
     "graph-gbt": ("graph counts + aux", _graph_gbt),
-    "ncc-trees": ("aux; graph summary + aux; graph counts + aux; blended", _graph_ensemble),
+    "ncc-trees": ("aux; graph (and loop) summary + aux; graph counts + aux; blended", _graph_ensemble),
     "lstm": ("inst2vec statements + aux", _neural("lstm")),
     "ggnn": ("program graph + aux", _neural("ggnn")),
     "rgine": ("program graph + aux", _neural("rgine")),
@@ -470,7 +479,7 @@ FAST_MODELS = ("static", "aux", "random", "grewe", "graph-gbt", "ncc-trees")
 #: 82.50 % at 40 epochs, 86.47 % at 80).
 NEURAL_EPOCHS = {"lstm": 40, "ggnn": 80, "rgine": 80}
 #: A row's revision, part of its fold folder's name, so folds kept by an earlier predictor are not reused.
-REVISIONS = {"ncc-trees": 2, "ggnn": 2, "rgine": 2}
+REVISIONS = {"ncc-trees": 3, "ggnn": 2, "rgine": 2}
 
 
 def cross_validate(experiment: DevmapExperiment, model: str, protocol: str, seed: int = 0,

@@ -34,7 +34,7 @@ from ncc.graph.program_graph import EDGE_FLOWS, ProgramGraph
 logger = logging.getLogger(__name__)
 
 __all__ = ["KernelSource", "kernel_modules", "GraphFeatures", "StatementIds", "fit_predict_graph_model",
-           "write_table", "markdown_table", "gradient_boosting", "graph_summary", "unique_graphs",
+           "write_table", "markdown_table", "gradient_boosting", "graph_summary", "loop_summary", "unique_graphs",
            "kernel_embeddings", "run_name", "out_of_fold", "embeddings_digest", "run_in_processes"]
 
 
@@ -168,6 +168,42 @@ def graph_summary(graphs: Sequence[ProgramGraph]) -> np.ndarray:
                                 sum(counts[k] for k in _ARITHMETIC), counts["br"], counts["phi"]]
         rows.append(cache[id(graph)])
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), 5)
+
+
+_FLOATING = ("fadd", "fsub", "fmul", "fdiv", "frem", "fneg", "fcmp", "fpext", "fptrunc", "fptosi", "fptoui")
+#: Weight of an instruction per enclosing loop in :func:`loop_summary` (a guess at a trip count).
+LOOP_WEIGHT = 16.0
+
+
+def loop_summary(graphs: Sequence[ProgramGraph]) -> np.ndarray:
+    """``float64 [len(graphs), 8]``: how much of the code runs in loops.
+
+    Columns: deepest loop nesting; instructions inside loops; log(1 + sum of 16^depth) over all
+    instructions, memory accesses, arithmetic (and calls) and floating-point instructions; barrier calls;
+    the log weighted memory accesses minus the log weighted arithmetic (trees cannot subtract).
+    Depths are :func:`ncc.graph.analysis.loop_depths`.
+    """
+    from ncc.graph.analysis import loop_depths
+
+    cache: dict[int, list[float]] = {}
+    rows = []
+    for graph in graphs:
+        if id(graph) not in cache:
+            instructions = graph.node_type == 0
+            depth = loop_depths(graph)[instructions]
+            text = graph.node_text[instructions]
+            weight = LOOP_WEIGHT ** depth
+
+            def weighted(opcodes: Sequence[str] | None = None) -> float:
+                chosen = weight if opcodes is None else weight[np.isin(text, opcodes)]
+                return float(np.log1p(chosen.sum()))
+
+            memory, arithmetic = weighted(_MEMORY), weighted(_ARITHMETIC)
+            barriers = sum("barrier" in t for t in graph.node_full_text[instructions][text == "call"])
+            cache[id(graph)] = [depth.max(initial=0), np.count_nonzero(depth), weighted(), memory, arithmetic,
+                                weighted(_FLOATING), barriers, memory - arithmetic]
+        rows.append(cache[id(graph)])
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), 8)
 
 
 class StatementIds:

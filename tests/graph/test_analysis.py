@@ -1,0 +1,69 @@
+"""Loop nesting depth on graphs of real clang output and of a hand-written irreducible loop."""
+
+import numpy as np
+import pytest
+
+from ncc.graph import INSTRUCTION, build
+from ncc.graph.analysis import loop_depths
+
+
+@pytest.fixture(scope="module")
+def compile_c():
+    from ncc.frontend import compile
+
+    def run(source, opt_level=0):
+        return build(compile(source, language="c", opt_level=opt_level))
+    return run
+
+
+def depth_of(graph, opcode):
+    """The loop depths of every instruction with this opcode."""
+    return loop_depths(graph)[graph.node_text == opcode].tolist()
+
+
+def test_straight_line_code_has_no_loops(compile_c):
+    g = compile_c("int f(int a, int b){ return a > b ? a * b : a + b; }\n")
+    assert not loop_depths(g).any()
+
+
+def test_nested_loops_count_their_nesting(compile_c):
+    g = compile_c("int f(int n){int s=0; for(int i=0;i<n;i++) for(int j=0;j<i;j++) s+=i*j; return s;}\n")
+    depths = loop_depths(g)
+    assert depth_of(g, "mul") == [2]
+    assert depth_of(g, "ret") == [0]
+    assert depths.max() == 2 and not depths[g.node_type != INSTRUCTION].any()
+
+
+def test_sequential_loops_and_branches_inside_a_loop_stay_at_depth_one(compile_c):
+    g = compile_c("int f(int n){int s=0; for(int i=0;i<n;i++){ if(i&1) s+=i; else s-=i; }\n"
+                  " for(int k=0;k<n;k++) s*=3; return s;}\n")
+    assert loop_depths(g).max() == 1
+    assert depth_of(g, "mul") == [1] and set(depth_of(g, "sub")) == {1}
+
+
+def test_optimised_loops_keep_their_depth(compile_c):
+    g = compile_c("void f(float *a, int n, int m){ for(int i=0;i<n;i++) for(int j=0;j<m;j++) a[i*m+j] *= 2.0f; }\n",
+                  opt_level=2)
+    assert max(depth_of(g, "fmul")) == 2
+
+
+IRREDUCIBLE = """\
+define void @f(i1 %c) {
+entry:
+  br i1 %c, label %a, label %b
+a:
+  %x = add i32 0, 1
+  br i1 %c, label %b, label %done
+b:
+  %y = add i32 0, 2
+  br i1 %c, label %a, label %done
+done:
+  ret void
+}
+"""
+
+
+def test_an_irreducible_loop_with_two_entries_counts_once():
+    g = build(IRREDUCIBLE)
+    assert depth_of(g, "add") == [1, 1]
+    assert depth_of(g, "ret") == [0] and np.max(loop_depths(g)) == 1
