@@ -29,8 +29,9 @@ memorisation); ``grewe`` (Grewe et al.'s decision tree on their four features); 
 inst2vec LSTM, our reproduction); ``ggnn`` (ProGraML's GGNN, our reproduction); ``rgine`` (ncc's
 relational GINE); ``graph-gbt`` (gradient-boosted trees on program-graph counts and the auxiliary inputs);
 ``ncc-trees`` (trees on the auxiliary inputs blended with the mean vote of those, trees on them plus a
-five-number graph summary and trees on them plus the graph counts, the blend's weight chosen by a
-cross-validation inside the training rows).
+code summary and trees on them plus the graph counts; the blend's weight, and whether the code summary is
+the five-number graph summary alone or it and a loop summary, chosen by a cross-validation inside the
+training rows).
 """
 
 from __future__ import annotations
