@@ -67,3 +67,29 @@ def test_an_irreducible_loop_with_two_entries_counts_once():
     g = build(IRREDUCIBLE)
     assert depth_of(g, "add") == [1, 1]
     assert depth_of(g, "ret") == [0] and np.max(loop_depths(g)) == 1
+
+
+KERNEL = """\
+__kernel void stencil(__global float *a, __global const float *b, __local float *tile, int n) {
+  int i = get_global_id(0);
+  for (int r = 0; r < n; r++) {
+    tile[get_local_id(0)] = b[i + r];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int k = 0; k < n; k++)
+      a[i] += tile[k] * 0.5f;
+  }
+}
+"""
+
+
+def test_loop_summary_of_an_opencl_kernel():
+    from ncc.frontend import compile
+    from ncc.frontend.ir import drop_unused_kernel_copies
+    from ncc.tasks.opencl import loop_summary
+
+    graph = build(drop_unused_kernel_copies(compile(KERNEL, language="opencl", opt_level=2)))
+    depth, in_loops, _, memory, arithmetic, _, barriers, memory_minus_arithmetic = loop_summary([graph])[0]
+    assert depth == 2 and barriers == 1 and 0 < in_loops < graph.num_instructions
+    # Inner loop: a load and a store of 16^2 each; outer loop: two loads and a store of 16 each.
+    assert memory == pytest.approx(np.log1p(2 * 16 ** 2 + 3 * 16))
+    assert memory_minus_arithmetic == pytest.approx(memory - arithmetic)
