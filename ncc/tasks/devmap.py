@@ -299,6 +299,7 @@ class DevmapExperiment:
     model_kwargs: dict = field(default_factory=dict)
     progress: bool = True
     _embeddings: Any = None
+    _code_summaries: Any = None
 
     @classmethod
     def prepare(cls, platform: str, output: str | Path, source: str = "original", opt_level: int | str = 2,
@@ -344,6 +345,14 @@ class DevmapExperiment:
         """A training fold cut into (fit, validation) rows, grouped by kernel under ``grouped``."""
         fit, val = self.inner_folds(train, protocol, seed, n_splits=9)[0]
         return train[fit], train[val]
+
+    def code_summaries(self) -> tuple[np.ndarray, np.ndarray]:
+        """The graph summary and the loop summary of every row (see :mod:`ncc.tasks.opencl`), once, cached."""
+        from ncc.tasks.opencl import graph_summary, loop_summary
+
+        if self._code_summaries is None:
+            self._code_summaries = graph_summary(self.graphs), loop_summary(self.graphs)
+        return self._code_summaries
 
     def embeddings(self):
         """inst2vec embeddings trained (without labels) on this platform's kernels, once, cached."""
@@ -429,9 +438,7 @@ def _graph_ensemble(experiment: DevmapExperiment, train, test, protocol, seed, f
     Trees on the auxiliary inputs alone generalise best to unseen kernels on AMD, the code features help
     on NVIDIA and under the published protocol; the inner cross-validation finds how far to trust each.
     """
-    from ncc.tasks.opencl import graph_summary, loop_summary
-
-    code = graph_summary(experiment.graphs), loop_summary(experiment.graphs)
+    code = experiment.code_summaries()
     labels = experiment.table.label[train]
     inner = np.zeros((3, len(train)))
     for fit, held in experiment.inner_folds(train, protocol, seed):
