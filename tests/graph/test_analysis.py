@@ -85,11 +85,42 @@ __kernel void stencil(__global float *a, __global const float *b, __local float 
 def test_loop_summary_of_an_opencl_kernel():
     from ncc.frontend import compile
     from ncc.frontend.ir import drop_unused_kernel_copies
-    from ncc.tasks.opencl import loop_summary
+    from ncc.tasks.opencl import LOOP_SUMMARY_COLUMNS, loop_summary
 
     graph = build(drop_unused_kernel_copies(compile(KERNEL, language="opencl", opt_level=2)))
-    depth, in_loops, _, memory, arithmetic, _, barriers, memory_minus_arithmetic = loop_summary([graph])[0]
-    assert depth == 2 and barriers == 1 and 0 < in_loops < graph.num_instructions
+    summary = dict(zip(LOOP_SUMMARY_COLUMNS, loop_summary([graph])[0]))
+    assert summary["deepest loop"] == 2 and summary["barriers"] == 1
+    assert 0 < summary["instructions in loops"] < graph.num_instructions
     # Inner loop: a load and a store of 16^2 each; outer loop: two loads and a store of 16 each.
-    assert memory == pytest.approx(np.log1p(2 * 16 ** 2 + 3 * 16))
-    assert memory_minus_arithmetic == pytest.approx(memory - arithmetic)
+    assert summary["memory"] == pytest.approx(np.log1p(2 * 16 ** 2 + 3 * 16))
+    assert summary["memory - arithmetic"] == pytest.approx(summary["memory"] - summary["arithmetic"])
+    # `tile` is stored in the outer loop and read in the inner one; the other accesses are to global memory.
+    assert summary["local memory"] == pytest.approx(np.log1p(16 + 16 ** 2))
+    assert summary["global memory"] == pytest.approx(np.log1p(16 ** 2 + 2 * 16))
+    assert summary["private memory"] == summary["constant memory"] == 0
+    # `a[i] += tile[k] * 0.5f` is one fused multiply-add on floats in the inner loop.
+    assert summary["single precision"] == summary["floating"] == pytest.approx(np.log1p(16 ** 2))
+    assert summary["double precision"] == 0 and summary["atomics"] == 0
+    assert summary["work-item dimensions"] == 1
+
+
+def test_loop_summary_reads_precision_atomics_constant_memory_and_dimensions():
+    from ncc.frontend import compile
+    from ncc.frontend.ir import drop_unused_kernel_copies
+    from ncc.tasks.opencl import LOOP_SUMMARY_COLUMNS, loop_summary
+
+    kernel = """\
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+__kernel void scale(__global double *x, __global int *count, __constant double *w) {
+  int i = get_global_id(0), j = get_global_id(1);
+  x[i * 64 + j] *= w[j];
+  atomic_inc(count);
+}
+"""
+    graph = build(drop_unused_kernel_copies(compile(kernel, language="opencl", opt_level=2)))
+    summary = dict(zip(LOOP_SUMMARY_COLUMNS, loop_summary([graph])[0]))
+    assert summary["deepest loop"] == 0 and summary["instructions in loops"] == 0
+    assert summary["double precision"] == pytest.approx(np.log1p(1)) and summary["single precision"] == 0
+    assert summary["constant memory"] == pytest.approx(np.log1p(1))
+    assert summary["global memory"] == pytest.approx(np.log1p(2))
+    assert summary["atomics"] == 1 and summary["work-item dimensions"] == 2

@@ -229,6 +229,16 @@ def test_reproduce_prints_and_saves_the_table(cache, tmp_path):
     assert (tmp_path / "devmap.md").is_file()
 
 
+def test_ncc_trees_chooses_the_blend_with_the_best_probabilities_not_only_the_best_accuracy():
+    from ncc.tasks.devmap import choose_blend
+
+    labels = np.array([1, 1, 0, 0])
+    aux_alone, mean_summary = [0.9, 0.9, 0.1, 0.1], [0.6, 0.6, 0.4, 0.4]
+    # Every blend of these two is right on all four rows; the confident one has the lower squared error.
+    assert choose_blend(np.array([aux_alone, mean_summary, [0.4, 0.6, 0.4, 0.4]]), labels) == (1, 1.0)
+    assert choose_blend(np.array([aux_alone, mean_summary, [0.95, 0.95, 0.05, 0.05]]), labels) == (2, 0.0)
+
+
 def test_ncc_trees_on_two_folds(cache, tmp_path):
     from click.testing import CliRunner
 
