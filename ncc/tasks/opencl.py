@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["KernelSource", "kernel_modules", "GraphFeatures", "StatementIds", "fit_predict_graph_model",
            "write_table", "markdown_table", "gradient_boosting", "graph_summary", "loop_summary",
-           "LOOP_SUMMARY_COLUMNS", "unique_graphs", "kernel_embeddings", "run_name", "out_of_fold", "embeddings_digest", "run_in_processes"]
+           "LOOP_SUMMARY_COLUMNS", "unique_graphs", "kernel_embeddings", "run_name", "out_of_fold",
+           "embeddings_digest", "run_in_processes"]
 
 
 @dataclass(frozen=True)
