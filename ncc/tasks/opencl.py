@@ -19,7 +19,6 @@ import io
 import json
 import logging
 import os
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -177,25 +176,20 @@ _FLOATING = ("fadd", "fsub", "fmul", "fdiv", "frem", "fneg", "fcmp", "fpext", "f
 LOOP_WEIGHT = 16.0
 #: OpenCL's address spaces in SPIR: global, local, constant (private memory has none).
 _ADDRESS_SPACES = ("addrspace(1)", "addrspace(3)", "addrspace(2)")
-_WORK_ITEM_DIMENSION = re.compile(r"get_(?:global|local|group)_idj\(i32(?: noundef)? (\d)\)")
-_ATOMIC_CALL = re.compile(r"@_Z\d+atom(?:ic)?_")
 #: Columns of :func:`loop_summary`.
 LOOP_SUMMARY_COLUMNS = ("deepest loop", "instructions in loops", "instructions", "memory", "arithmetic", "floating",
                         "barriers", "memory - arithmetic", "global memory", "local memory", "constant memory",
-                        "private memory", "double precision", "single precision", "atomics", "work-item dimensions")
+                        "private memory")
 
 
 def loop_summary(graphs: Sequence[ProgramGraph]) -> np.ndarray:
-    """``float64 [len(graphs), 16]``: how much of the code runs in loops, and on what (see
-    :data:`LOOP_SUMMARY_COLUMNS`).
+    """``float64 [len(graphs), 12]``: how much of the code runs in loops (see :data:`LOOP_SUMMARY_COLUMNS`).
 
     Columns: deepest loop nesting; instructions inside loops; log(1 + sum of 16^depth) over all
-    instructions, memory accesses, arithmetic (and calls) and floating-point instructions (fused multiply-adds
-    included); barrier calls;
-    the log weighted memory accesses minus the log weighted arithmetic (trees cannot subtract); the log
-    weighted loads and stores of global, local, constant and private memory; the log weighted
-    floating-point instructions on doubles and on the rest; atomic operations; how many dimensions of the
-    work-item index space the kernel reads. Depths are :func:`ncc.graph.analysis.loop_depths`.
+    instructions, memory accesses, arithmetic (and calls) and floating-point instructions (fused
+    multiply-adds included); barrier calls; the log weighted memory accesses minus the log weighted
+    arithmetic (trees cannot subtract); the log weighted loads and stores of global, local, constant and
+    private memory. Depths are :func:`ncc.graph.analysis.loop_depths`.
     """
     from ncc.graph.analysis import loop_depths
 
@@ -206,29 +200,24 @@ def loop_summary(graphs: Sequence[ProgramGraph]) -> np.ndarray:
             instructions = graph.node_type == 0
             depth = loop_depths(graph)[instructions]
             text = graph.node_text[instructions]
-            full_text = graph.node_full_text[instructions]
+            full_text = graph.node_full_text[instructions].astype(str)
             weight = LOOP_WEIGHT ** depth
 
             def weighted(chosen: np.ndarray | None = None) -> float:
                 return float(np.log1p(weight.sum() if chosen is None else weight[chosen].sum()))
 
             def containing(part: str) -> np.ndarray:
-                return np.char.find(full_text.astype(str), part) >= 0
+                return np.char.find(full_text, part) >= 0
 
             memory_access = np.isin(text, _MEMORY)
             spaces = [memory_access & containing(space) for space in _ADDRESS_SPACES]
             private = memory_access & ~np.logical_or.reduce(spaces)
             floating = np.isin(text, _FLOATING) | containing("@llvm.fmuladd") | containing("@llvm.fma.")
-            double = containing("double")
             memory, arithmetic = weighted(memory_access), weighted(np.isin(text, _ARITHMETIC))
-            calls = full_text[text == "call"]
-            barriers = sum("barrier" in t for t in calls)
-            atomics = np.isin(text, ("atomicrmw", "cmpxchg")).sum() + sum(bool(_ATOMIC_CALL.search(t)) for t in calls)
-            dimensions = {d for t in calls for d in _WORK_ITEM_DIMENSION.findall(t)}
+            barriers = sum("barrier" in t for t in full_text[text == "call"])
             cache[id(graph)] = [depth.max(initial=0), np.count_nonzero(depth), weighted(), memory, arithmetic,
                                 weighted(floating), barriers, memory - arithmetic, *map(weighted, spaces),
-                                weighted(private), weighted(floating & double), weighted(floating & ~double),
-                                atomics, len(dimensions)]
+                                weighted(private)]
         rows.append(cache[id(graph)])
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(LOOP_SUMMARY_COLUMNS))
 
