@@ -102,7 +102,6 @@ def test_loop_summary_of_an_opencl_kernel():
     assert summary["floating"] == pytest.approx(np.log1p(16 ** 2))
 
 
-
 def test_loop_summary_counts_constant_and_private_memory():
     from ncc.frontend import compile
     from ncc.frontend.ir import drop_unused_kernel_copies
