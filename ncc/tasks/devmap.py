@@ -430,7 +430,7 @@ BLEND_WEIGHTS = (0.0, 1 / 3, 2 / 3, 1.0)
 BLENDS = tuple((mean, weight) for mean in (1, 2) for weight in BLEND_WEIGHTS)
 
 
-def blend(probabilities: np.ndarray, mean: int, weight: float) -> np.ndarray:
+def _blend(probabilities: np.ndarray, mean: int, weight: float) -> np.ndarray:
     """GPU probabilities of ``weight`` x trees on aux alone (row 0 of :func:`_tree_probabilities`) plus
     ``1 - weight`` x one of its three-model means (row ``mean``)."""
     return weight * probabilities[0] + (1 - weight) * probabilities[mean]
@@ -442,14 +442,15 @@ def choose_blend(probabilities: np.ndarray, labels: np.ndarray) -> tuple[int, fl
     The squared error of the probabilities ranks choices by more than the rows they flip, so it picks
     less by chance than accuracy on a few hundred rows does (3 seeds: grouped NVIDIA 87.99 -> 88.73 %).
     """
-    errors = [np.mean((blend(probabilities, *choice) - labels) ** 2) for choice in BLENDS]
+    errors = [np.mean((_blend(probabilities, *choice) - labels) ** 2) for choice in BLENDS]
     return BLENDS[int(np.argmin(errors))]
 
 
 def _graph_ensemble(experiment: DevmapExperiment, train, test, protocol, seed, folder) -> np.ndarray:
     """A blend of trees on aux alone and a mean of three tree models (aux; aux + a code summary; aux +
     graph counts), where the blend's weight and the summary (the graph summary, or it and the loop summary)
-    are chosen by a 5-fold cross-validation inside the training rows (the protocol's own splitting).
+    are chosen by a 5-fold cross-validation inside the training rows (the protocol's own splitting), by
+    the Brier score of :func:`choose_blend`.
 
     Trees on the auxiliary inputs alone generalise best to unseen kernels on AMD, the code features help
     on NVIDIA and under the published protocol; the inner cross-validation finds how far to trust each.
@@ -459,7 +460,7 @@ def _graph_ensemble(experiment: DevmapExperiment, train, test, protocol, seed, f
     for fit, held in experiment.inner_folds(train, protocol, seed):
         inner[:, held] = _tree_probabilities(experiment, code, train[fit], train[held], seed)
     choice = choose_blend(inner, experiment.table.label[train])
-    return (blend(_tree_probabilities(experiment, code, train, test, seed), *choice) > 0.5).astype(np.int64)
+    return (_blend(_tree_probabilities(experiment, code, train, test, seed), *choice) > 0.5).astype(np.int64)
 
 
 def _neural(name: str) -> Predictor:
