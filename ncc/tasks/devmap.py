@@ -658,15 +658,11 @@ class DevmapTask(Task):
         Returns:
             ``{"accuracy", "speedup", "folds", "output"}``.
         """
+        from ncc.tasks.opencl import fold_settings
+
         options = self.check_options(config.task_options)
-        if config.model.name not in MODELS:
-            raise ConfigError(f"model.name: devmap has no model {config.model.name!r}; choose one of "
-                              f"{', '.join(MODELS)}")
+        settings = fold_settings(config, "devmap", MODELS)
         output = Path(config.output or f"runs/devmap-{config.model.name}")
-        settings = {"optimizer.lr": config.optimizer.lr, "data.batch_size": config.data.batch_size,
-                    "device": config.device}
-        if config.data.features != "auto":
-            settings["data.features"] = config.data.features
         experiment = DevmapExperiment.prepare(options.platform, output, source=options.source,
                                               workers=config.data.workers or None, progress=config.progress,
                                               epochs=config.epochs, settings=settings,

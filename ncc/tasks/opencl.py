@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["KernelSource", "kernel_modules", "GraphFeatures", "StatementIds", "fit_predict_graph_model",
            "write_table", "markdown_table", "gradient_boosting", "graph_summary", "loop_summary",
            "LOOP_SUMMARY_COLUMNS", "unique_graphs", "kernel_embeddings", "run_name", "out_of_fold",
-           "embeddings_digest", "run_in_processes"]
+           "embeddings_digest", "run_in_processes", "fold_settings"]
 
 
 @dataclass(frozen=True)
@@ -292,6 +292,23 @@ def kernel_embeddings(modules: Sequence[IRModule], folder: Path, progress: bool 
             atomic_write(path, module.text)
         files.append((module.name, str(path)))
     return embed([], folder, ir_files=files, progress=progress).embeddings
+
+
+def fold_settings(config: Any, task: str, models: Mapping[str, Any]) -> dict[str, Any]:
+    """The trainer settings that ``ncc train devmap|threadcoarsening`` passes to every neural fold.
+
+    Raises:
+        ConfigError: ``config.model.name`` is not one of ``models``.
+    """
+    from ncc.tasks.config import ConfigError
+
+    if config.model.name not in models:
+        raise ConfigError(f"model.name: {task} has no model {config.model.name!r}; choose one of {', '.join(models)}")
+    settings = {"optimizer.lr": config.optimizer.lr, "data.batch_size": config.data.batch_size,
+                "device": config.device}
+    if config.data.features != "auto":
+        settings["data.features"] = config.data.features
+    return settings
 
 
 def run_name(model: str, seed: int, settings: Mapping[str, Any]) -> str:

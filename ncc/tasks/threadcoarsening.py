@@ -606,15 +606,11 @@ class ThreadCoarseningTask(Task):
         Returns:
             ``{"speedup", "accuracy", "kernels", "output"}``.
         """
+        from ncc.tasks.opencl import fold_settings
+
         options = self.check_options(config.task_options)
-        if config.model.name not in MODELS:
-            raise ConfigError(f"model.name: threadcoarsening has no model {config.model.name!r}; choose one of "
-                              f"{', '.join(MODELS)}")
+        settings = fold_settings(config, "threadcoarsening", MODELS)
         output = Path(config.output or f"runs/threadcoarsening-{config.model.name}")
-        settings = {"optimizer.lr": config.optimizer.lr, "data.batch_size": config.data.batch_size,
-                    "device": config.device}
-        if config.data.features != "auto":
-            settings["data.features"] = config.data.features
         epochs = {} if config.epochs is None else {"epochs": config.epochs}
         experiment = CoarseningExperiment.prepare(output, source=options.source, workers=config.data.workers or None,
                                                   progress=config.progress, settings=settings,

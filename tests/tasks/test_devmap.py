@@ -203,6 +203,15 @@ def test_neural_rows_train_their_own_epochs_unless_the_run_sets_them(experiment,
     assert json.loads(config_file.read_text())["epochs"] == 2
 
 
+def test_unknown_model_is_a_one_line_config_error():
+    from ncc.tasks import ConfigError, get_task, load_config
+
+    config = load_config(None, {"task": "devmap", "model.name": "deeptune", "progress": False})
+    with pytest.raises(ConfigError, match="devmap has no model 'deeptune'; choose one of static, ") as caught:
+        get_task("devmap").run(config)
+    assert "\n" not in str(caught.value)
+
+
 @pytest.mark.parametrize("setting, message", [("task.platform=arm", "task.platform"),
                                               ("task.protocol=random", "task.protocol"),
                                               ("task.fold=12", "task.fold")])
