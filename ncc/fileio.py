@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from ncc.errors import InputError
+from ncc.errors import DatasetError, InputError
 
 
 def read_input_bytes(path: str | os.PathLike) -> bytes:
@@ -28,6 +29,26 @@ def read_input_bytes(path: str | os.PathLike) -> bytes:
     if not data.strip():
         raise InputError("file is empty", str(path))
     return data
+
+
+def read_json_record(path: str | os.PathLike, file_name: str, what: str) -> tuple[Path, dict]:
+    """A JSON object that ncc wrote, from its file or from a folder holding ``file_name``; and its path.
+
+    Raises:
+        DatasetError: no such file, or it does not hold a JSON object (``what`` names the kind of file).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / file_name
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"no {what} at {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: not a {what} file: {error}") from None
+    if not isinstance(record, dict):
+        raise DatasetError(f"{path}: not a {what} file")
+    return path, record
 
 
 def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[Any], None], mode: str = "w") -> Path:

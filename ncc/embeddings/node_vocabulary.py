@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ncc.errors import DatasetError
-from ncc.fileio import atomic_write
+from ncc.fileio import atomic_write, read_json_record
 
 logger = logging.getLogger(__name__)
 
@@ -172,16 +172,8 @@ class NodeVocabulary:
         Raises:
             DatasetError: no such file, or it is not a node vocabulary of a known format.
         """
-        path = Path(path)
-        if path.is_dir():
-            path = path / NODE_VOCABULARY_FILE
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DatasetError(f"no node vocabulary at {path}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise DatasetError(f"{path}: not a node vocabulary file: {error}") from None
-        if not isinstance(record, dict) or record.get("kind") != _KIND:
+        path, record = read_json_record(path, NODE_VOCABULARY_FILE, "node vocabulary")
+        if record.get("kind") != _KIND:
             raise DatasetError(f"{path}: not a node vocabulary file")
         if record.get("format") != _FORMAT:
             raise DatasetError(f"{path}: unknown node vocabulary format {record.get('format')!r}")

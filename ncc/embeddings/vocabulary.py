@@ -23,7 +23,7 @@ import numpy as np
 
 from ncc.download import DataFile, fetch
 from ncc.errors import DatasetError
-from ncc.fileio import atomic_write
+from ncc.fileio import atomic_write, read_json_record
 from ncc.paths import data_home
 
 logger = logging.getLogger(__name__)
@@ -177,15 +177,7 @@ class Vocabulary:
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "Vocabulary":
         """Read a vocabulary written by :meth:`save` (``directory`` or the ``vocabulary.json`` itself)."""
-        path = Path(directory)
-        if path.is_dir():
-            path = path / VOCABULARY_FILE
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DatasetError(f"no vocabulary at {path}") from None
-        except json.JSONDecodeError as error:
-            raise DatasetError(f"{path}: not a vocabulary file: {error}") from None
+        path, record = read_json_record(directory, VOCABULARY_FILE, "vocabulary")
         if record.get("format") != _FORMAT:
             raise DatasetError(f"{path}: unknown vocabulary format {record.get('format')!r}")
         vocabulary = cls(record["min_count"], record["subsample"], record["unknown"])

@@ -53,6 +53,20 @@ def test_save_load_round_trip(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.parametrize("content, message", [(None, "no vocabulary at"), (b"\xff\xfe", "not a vocabulary file"),
+                                              ("[1, 2]", "not a vocabulary file"),
+                                              ('{"format": 99}', "unknown vocabulary format 99")])
+def test_a_bad_vocabulary_file_is_a_one_line_error(tmp_path, content, message):
+    from ncc.errors import DatasetError
+
+    path = tmp_path / "vocabulary.json"
+    if content is not None:
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DatasetError, match=message) as caught:
+        Vocabulary.load(tmp_path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_with_counts_keeps_ids():
     published_like = Vocabulary().fit_counts({"a": 5, "b": 1})
     counted = published_like.with_counts({"b": 4, "zzz": 2})
