@@ -122,3 +122,58 @@ __kernel void scale(__global float *x, __constant float *w, int k) {
     assert summary["constant memory"] == pytest.approx(np.log1p(1))
     assert summary["private memory"] == pytest.approx(np.log1p(2))
     assert summary["local memory"] == 0
+
+
+@pytest.fixture(scope="module")
+def access_classes():
+    """Compile one OpenCL kernel at -O2; the (opcode, class of :func:`address_strides`) of its memory accesses."""
+    from ncc.frontend import compile
+    from ncc.frontend.ir import drop_unused_kernel_copies
+    from ncc.graph.analysis import address_strides
+
+    def run(kernel):
+        graph = build(drop_unused_kernel_copies(compile(kernel, language="opencl", opt_level=2)))
+        classes = address_strides(graph)
+        accessed = np.flatnonzero(classes >= 0)
+        assert not (classes[graph.node_type != INSTRUCTION] >= 0).any()
+        return [(str(graph.node_text[n]), int(classes[n])) for n in accessed]
+    return run
+
+
+MATRIX_VECTOR = """\
+__kernel void product(__global const float *a, __global const float *x, __global float *y, int n) {
+  int i = get_global_id(0);
+  float s = 0.0f;
+  for (int j = 0; j < n; j++) s += a[INDEX] * x[j];
+  y[i] = s;
+}
+"""
+
+
+def test_a_row_per_work_item_scatters_and_a_column_per_work_item_is_unit_stride(access_classes):
+    from ncc.graph.analysis import SCATTERED, UNIFORM, UNIT_STRIDE
+
+    # Work-item i reads row i of `a` (neighbours are n floats apart) or column i (neighbours are adjacent);
+    # x[j] is the same for every work-item, y[i] is adjacent.
+    rows = access_classes(MATRIX_VECTOR.replace("INDEX", "i * n + j"))
+    columns = access_classes(MATRIX_VECTOR.replace("INDEX", "j * n + i"))
+    assert sorted(rows) == sorted([("load", SCATTERED), ("load", UNIFORM), ("store", UNIT_STRIDE)])
+    assert sorted(columns) == sorted([("load", UNIT_STRIDE), ("load", UNIFORM), ("store", UNIT_STRIDE)])
+
+
+@pytest.mark.parametrize("body, expected", [
+    # an address read from memory (a gather)
+    ("y[i] = x[(int)idx[i]];", [("load", 1), ("load", 2), ("store", 1)]),
+    # a step of two floats is longer than the float read
+    ("y[i] = x[2 * i];", [("load", 2), ("store", 1)]),
+    # a float4 a work-item: the step is the 16 bytes read
+    ("((__global float4 *)y)[i] = ((__global const float4 *)x)[i] * 2.0f;", [("load", 1), ("store", 1)]),
+    # the second dimension's id is the same for neighbours along the first: row y, column i is unit stride
+    ("y[get_global_id(1) * n + i] = x[i * n + get_global_id(1)];", [("load", 2), ("store", 1)]),
+    # a grid-stride loop keeps the work-item's id in its phi
+    ("for (int k = i; k < n; k += get_global_size(0)) y[k] = x[k];", [("load", 1), ("store", 1)]),
+])
+def test_address_strides_follow_the_work_item_id(access_classes, body, expected):
+    kernel = ("__kernel void k(__global const float *x, __global float *y, __global const float *idx, int n) {\n"
+              f"  int i = get_global_id(0);\n  {body}\n}}\n")
+    assert access_classes(kernel) == expected
