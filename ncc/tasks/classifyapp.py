@@ -223,30 +223,41 @@ def load_programs(root: str | Path | None = None) -> list[Program]:
 def source_folder(root: str | Path | None = None, cache: str | Path | None = None) -> Path:
     """The unpacked archive (``<folder>/<label>/<n>.cpp``), unpacked once into the cache.
 
-    The folder is named by the archive's size and modification time and appears whole or not at all (it is
-    unpacked next to its final place and renamed).
+    The folder is named by the archive's content digest (a fresh copy of the same archive reuses it) and
+    appears whole or not at all: it is unpacked next to its final place and renamed, under a file lock, so
+    processes started together unpack it once and none removes files another is reading.
     """
+    import fcntl
+
     archive = _poj_folder(root) / "poj104_codexglue.tar.gz"
-    stat = archive.stat()
     base = (Path(cache) if cache is not None else cache_home()) / "poj104"
-    folder = base / f"sources-{stat.st_size}-{int(stat.st_mtime)}"
+    try:
+        with open(archive, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+    except OSError as error:
+        raise DatasetError(f"cannot read the POJ-104 archive: {error}", str(archive)) from None
+    folder = base / f"sources-{digest[:16]}"
     if (folder / ".complete").is_file():
         return folder
     base.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".unpack-", dir=base))
-    try:
-        with tarfile.open(archive) as tar:
-            members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith("poj104/")
-                       and ".." not in Path(m.name).parts]
-            tar.extractall(scratch, members=members)
-        (scratch / "poj104" / ".complete").write_text("")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(scratch / "poj104", folder)
-    except (OSError, tarfile.TarError) as error:
-        raise DatasetError(f"cannot unpack POJ-104: {error}", str(archive)) from None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with open(base / ".unpack.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (folder / ".complete").is_file():  # another process unpacked it while this one waited
+            return folder
+        scratch = Path(tempfile.mkdtemp(prefix=".unpack-", dir=base))
+        try:
+            with tarfile.open(archive) as tar:
+                members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith("poj104/")
+                           and ".." not in Path(m.name).parts]
+                tar.extractall(scratch, members=members)
+            (scratch / "poj104" / ".complete").write_text("")
+            if folder.exists():  # left half-made by an interrupted older version: nobody reads it
+                shutil.rmtree(folder)
+            os.replace(scratch / "poj104", folder)
+        except (OSError, tarfile.TarError) as error:
+            raise DatasetError(f"cannot unpack POJ-104: {error}", str(archive)) from None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return folder
 
 
