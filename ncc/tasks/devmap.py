@@ -215,10 +215,13 @@ def _ncc_ir_folder() -> Path:
                            str(archive))
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        with tarfile.open(archive) as stream:
-            stream.extractall(scratch, filter="data")
-        if not target.exists():  # another process may have finished first
+        with tarfile.open(archive) as stream:  # the "data" filter exists from Python 3.10.12 on
+            stream.extractall(scratch, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        try:
             Path(scratch, "kernels_ir").rename(target)
+        except OSError:
+            if not target.is_dir():  # else another process finished first
+                raise
     return target
 
 
