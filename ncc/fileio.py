@@ -79,3 +79,14 @@ def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[Any],
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def extract_members(tar: "tarfile.TarFile", destination: str | os.PathLike, members: Any = None) -> None:
+    """``tar.extractall`` with the "data" filter (no links out, no absolute paths) where ``tarfile`` has it.
+
+    Filters came with Python 3.10.12 / 3.11.4; without one, 3.12 and 3.13 warn and 3.14 applies "data" anyway.
+    """
+    import tarfile
+
+    options = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    tar.extractall(destination, members=members, **options)

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from ncc.errors import DatasetError, NccError
-from ncc.fileio import atomic_write
+from ncc.fileio import atomic_write, extract_members
 from ncc.paths import cache_home, data_home
 from ncc.tasks.config import ConfigError
 from ncc.tasks.task import Task, TaskData
@@ -249,7 +249,7 @@ def source_folder(root: str | Path | None = None, cache: str | Path | None = Non
             with tarfile.open(archive) as tar:
                 members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith("poj104/")
                            and ".." not in Path(m.name).parts]
-                tar.extractall(scratch, members=members)
+                extract_members(tar, scratch, members)
             (scratch / "poj104" / ".complete").write_text("")
             if folder.exists():  # left half-made by an interrupted older version: nobody reads it
                 shutil.rmtree(folder)

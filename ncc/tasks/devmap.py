@@ -49,6 +49,7 @@ import numpy as np
 
 from ncc.download import DataFile, fetch
 from ncc.errors import DatasetError, NccError
+from ncc.fileio import extract_members
 from ncc.paths import cache_home, data_home
 from ncc.tasks.config import ConfigError
 from ncc.tasks.task import Task, TaskData
@@ -215,8 +216,8 @@ def _ncc_ir_folder() -> Path:
                            str(archive))
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        with tarfile.open(archive) as stream:  # the "data" filter exists from Python 3.10.12 on
-            stream.extractall(scratch, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        with tarfile.open(archive) as stream:
+            extract_members(stream, scratch)
         try:
             Path(scratch, "kernels_ir").rename(target)
         except OSError:
