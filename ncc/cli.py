@@ -2,13 +2,16 @@
 
 Commands:
 
+\b
     ncc doctor                                  toolchain, LLVM and library versions in use
     ncc compile SRC... -o DIR                   C / C++ / OpenCL sources to LLVM IR (.ll), cached
     ncc graph INPUT... -o DIR --format FMT      sources or .ll/.bc files to program graphs
     ncc embed CORPUS... -o DIR                  train inst2vec statement embeddings on a corpus
-    ncc train TASK --model NAME [--config FILE] train a model on a task (loops, devmap, threadcoarsening)
+    ncc train TASK --model NAME [--config FILE] train a model on a task (loops, devmap,
+                                                threadcoarsening, classifyapp)
     ncc evaluate CHECKPOINT [DATA]              metrics of a trained model on a split or on files
-    ncc reproduce devmap|threadcoarsening       run the rows of a paper table and print it
+    ncc reproduce TASK                          run the rows of a paper table and print it
+                                                (devmap, threadcoarsening, classifyapp)
 
 Training runs on the GPU when there is one (mixed precision), else the CPU; under
 `torchrun --nproc_per_node N $(which ncc) train ...` it runs data-parallel over N processes.

@@ -90,3 +90,10 @@ def test_doctor_names_the_toolchain(tmp_path):
     assert run.returncode == 0
     assert re.search(r"clang_version: clang \d+\.\d+", run.stdout)
     assert re.search(r"llvmlite_llvm_version: \d+", run.stdout)
+
+
+def test_help_lists_every_command_on_its_own_line(tmp_path):
+    run = ncc("--help", cwd=tmp_path)
+    assert run.returncode == 0
+    listed = re.findall(r"^\s+ncc (\w+) ", run.stdout, flags=re.MULTILINE)
+    assert listed == ["doctor", "compile", "graph", "embed", "train", "evaluate", "reproduce"]
