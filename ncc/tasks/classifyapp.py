@@ -39,6 +39,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -238,6 +239,7 @@ def source_folder(root: str | Path | None = None, cache: str | Path | None = Non
         raise DatasetError(f"cannot read the POJ-104 archive: {error}", str(archive)) from None
     folder = base / f"sources-{digest[:16]}"
     if (folder / ".complete").is_file():
+        _remove_legacy_sources(base)
         return folder
     base.mkdir(parents=True, exist_ok=True)
     with open(base / ".unpack.lock", "w") as lock:
@@ -258,7 +260,16 @@ def source_folder(root: str | Path | None = None, cache: str | Path | None = Non
             raise DatasetError(f"cannot unpack POJ-104: {error}", str(archive)) from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+    _remove_legacy_sources(base)
     return folder
+
+
+def _remove_legacy_sources(base: Path) -> None:
+    """Remove the folders earlier ncc versions unpacked into, named by the archive's size and mtime
+    (``sources-<size>-<mtime>``, 206 MB each, one per copy of the archive); nothing reads them now."""
+    for old in base.glob("sources-*-*"):
+        if re.fullmatch(r"sources-\d+-\d+", old.name) and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def make_split(programs: Sequence[Program], seed: int = SPLIT_SEED) -> dict[str, tuple[str, int]]:

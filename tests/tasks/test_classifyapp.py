@@ -109,6 +109,20 @@ def test_processes_unpacking_at_once_never_remove_files_another_reads(tmp_path):
     assert [p.name for p in (tmp_path / "poj104").iterdir() if p.is_dir()] == [Path(results[0][0]).name]
 
 
+def test_folders_of_earlier_versions_are_removed_and_the_current_one_kept(tmp_path):
+    import hashlib
+
+    digest = hashlib.sha256((DATA / "poj104_codexglue.tar.gz").read_bytes()).hexdigest()
+    current = tmp_path / "poj104" / f"sources-{digest[:16]}"
+    legacy = tmp_path / "poj104" / "sources-8167433-1796458180"
+    for folder in (current, legacy):
+        (folder / "1").mkdir(parents=True)
+        (folder / "1" / "1.cpp").write_text("int main() { return 0; }\n")
+    (current / ".complete").write_text("")
+    assert classifyapp.source_folder(cache=tmp_path) == current
+    assert (current / "1" / "1.cpp").is_file() and not legacy.exists()
+
+
 def test_impossible_options_are_rejected():
     task = get_task("classifyapp")
     for options, key in (({"protocol": "half"}, "task.protocol"), ({"classes": 1}, "task.classes"),
