@@ -238,8 +238,8 @@ def source_folder(root: str | Path | None = None, cache: str | Path | None = Non
     except OSError as error:
         raise DatasetError(f"cannot read the POJ-104 archive: {error}", str(archive)) from None
     folder = base / f"sources-{digest[:16]}"
+    _remove_legacy_sources(base)
     if (folder / ".complete").is_file():
-        _remove_legacy_sources(base)
         return folder
     base.mkdir(parents=True, exist_ok=True)
     with open(base / ".unpack.lock", "w") as lock:
@@ -260,7 +260,6 @@ def source_folder(root: str | Path | None = None, cache: str | Path | None = Non
             raise DatasetError(f"cannot unpack POJ-104: {error}", str(archive)) from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    _remove_legacy_sources(base)
     return folder
 
 
