@@ -202,13 +202,16 @@ def evaluate_command(checkpoint, data, device, batch_size, as_json):
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds per row (0, 1, ...).")
 @click.option("--source", type=click.Choice(["original", "ncc-ir", "normalised"]), default="original",
               show_default=True, help="Kernel IR: ncc-compiled originals, NCC's 2018 IR, or the normalised sources.")
+@click.option("--transfer", type=click.Choice(["published", "merged"]), default="published", show_default=True,
+              help="devmap: transfer sizes as published, or merged per program and input size (the published "
+                   "ones leak the label in NPB; see ncc.tasks.devmap.merge_transfer).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs of the neural rows.")
 @click.option("--folds", default=None, help="Comma-separated fold numbers to run (a quick look; default all).")
 @click.option("--output", "-o", default=None, help="Folder for runs and the table (default results/TASK).")
 @_workers_option
 @_clang_option
-def reproduce_command(task, models, platforms, protocols, seeds, source, epochs, folds, output, workers, clang,
-                      classes):
+def reproduce_command(task, models, platforms, protocols, seeds, source, transfer, epochs, folds, output, workers,
+                      clang, classes):
     """Run every row of the TASK's table on the same folds, print it, and save it as CSV and Markdown.
 
     Finished folds (and training runs) are kept under --output, so an interrupted run continues where it stopped.
@@ -217,13 +220,13 @@ def reproduce_command(task, models, platforms, protocols, seeds, source, epochs,
 
     if task == "classifyapp":
         _reproduce_classifyapp(models, protocols, seeds, epochs, output, workers, classes, clang,
-                               platforms or folds or source != "original")
+                               platforms or folds or source != "original" or transfer != "published")
         return
     if task == "devmap":
         from ncc.tasks import devmap as module
 
         run, fast = module.reproduce_devmap, module.FAST_MODELS
-        extra = {"protocols": protocols or module.PROTOCOLS}
+        extra = {"protocols": protocols or module.PROTOCOLS, "transfer": transfer}
         wrong = [p for p in protocols if p not in module.PROTOCOLS]
         if wrong:
             raise click.UsageError(f"devmap protocols are {' and '.join(module.PROTOCOLS)}, not {wrong[0]!r}")
@@ -234,6 +237,8 @@ def reproduce_command(task, models, platforms, protocols, seeds, source, epochs,
         extra = {}
         if protocols:
             raise click.UsageError("--protocol applies to devmap and classifyapp only")
+        if transfer != "published":
+            raise click.UsageError("--transfer applies to devmap only")
     names = list(fast) if models is None else list(module.MODELS) if models == "all" else \
         [m.strip() for m in models.split(",") if m.strip()]
     unknown = [m for m in names if m not in module.MODELS]
@@ -262,7 +267,7 @@ def _reproduce_classifyapp(models, protocols, seeds, epochs, output, workers, cl
     from ncc.tasks import classifyapp
 
     if devmap_only:
-        raise click.UsageError("--platform, --folds and --source do not apply to classifyapp")
+        raise click.UsageError("--platform, --folds, --source and --transfer do not apply to classifyapp")
     if clang:
         raise click.UsageError("--clang: classifyapp compiles with the default toolchain (or $NCC_CLANG)")
     if len(protocols) > 1 or set(protocols) - set(classifyapp.PROTOCOLS):

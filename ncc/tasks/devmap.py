@@ -18,6 +18,12 @@ Protocols (every model runs on the same folds):
 * ``grouped``: ``StratifiedGroupKFold(10, shuffle=True, random_state=204)`` with the kernel
   (``benchmark``) as the group: no kernel is in both the training and the test folds.
 
+The ``transfer`` column leaks the label (:func:`merge_transfer`): in NPB's BT, LU and SP the kernels of
+one program at one input size carry one of two transfer sizes a few hundred to a few thousand bytes
+apart, and on each platform every row with the larger one is a GPU row and every row with the smaller a
+CPU row (254 rows on AMD, 285 on NVIDIA). ``transfer="merged"`` gives every kernel of a program and input
+size the smallest of its transfer sizes, which removes the leak and nothing else.
+
 Metrics, over all 680 out-of-fold predictions: accuracy, and the mean over rows of the speedup over the
 static mapping (CPU on AMD, GPU on NVIDIA): ``runtime(static device) / runtime(predicted device)``.
 Nothing a fold's test rows hold is used in fitting: vocabularies, feature columns, validation splits for
@@ -41,7 +47,7 @@ import hashlib
 import logging
 import tarfile
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -63,6 +69,8 @@ STATIC_DEVICE = {"amd": 0, "nvidia": 1}
 DEVICES = ("CPU", "GPU")
 PROTOCOLS = ("published", "grouped")
 SOURCES = ("original", "ncc-ir", "normalised")
+#: How the transfer sizes are read: as published, or merged per program and input size (:func:`merge_transfer`).
+TRANSFERS = ("published", "merged")
 SEED = 204
 FEATURE_COLUMNS = ("comp", "rational", "mem", "localmem", "coalesced", "atomic")
 
@@ -85,7 +93,7 @@ PUBLISHED = {
 }
 
 __all__ = ["DevmapTable", "load_devmap", "grewe_features", "devmap_folds", "devmap_score", "devmap_modules",
-           "DevmapExperiment", "MODELS", "FAST_MODELS", "cross_validate", "reproduce_devmap", "DevmapTask", "PLATFORMS", "PROTOCOLS", "SOURCES"]
+           "merge_transfer", "DevmapExperiment", "MODELS", "FAST_MODELS", "cross_validate", "reproduce_devmap", "DevmapTask", "PLATFORMS", "PROTOCOLS", "SOURCES"]
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -135,15 +143,20 @@ def _suite(benchmark: str) -> str:
     return benchmark.split("-", 1)[0]
 
 
-def load_devmap(platform: str, root: str | Path | None = None) -> DevmapTable:
+def load_devmap(platform: str, root: str | Path | None = None, transfer: str = "published") -> DevmapTable:
     """The 680 rows of a platform (``amd`` or ``nvidia``), downloaded first when absent.
 
+    Args:
+        transfer: ``published`` (the CSV's transfer sizes) or ``merged`` (see :func:`merge_transfer`).
+
     Raises:
-        NccError: an unknown platform.
+        NccError: an unknown platform or transfer.
         DatasetError: the file is unreadable or lacks a column.
     """
     if platform not in PLATFORMS:
         raise NccError(f"unknown devmap platform {platform!r}; choose {' or '.join(PLATFORMS)}")
+    if transfer not in TRANSFERS:
+        raise NccError(f"unknown devmap transfer {transfer!r}; choose {' or '.join(TRANSFERS)}")
     path = fetch(DATA_FILES[platform], root)
     try:
         with open(path, newline="", encoding="utf-8") as stream:
@@ -161,7 +174,29 @@ def load_devmap(platform: str, root: str | Path | None = None) -> DevmapTable:
         raise DatasetError(f"not a devmap table: {error}", str(path)) from None
     if not len(table):
         raise DatasetError("no rows", str(path))
-    return table
+    return merge_transfer(table) if transfer == "merged" else table
+
+
+def program_of(benchmark: str) -> str:
+    """The program a kernel belongs to: ``npb-3.3-BT-add`` -> ``npb-3.3-BT``."""
+    return benchmark.rsplit("-", 1)[0]
+
+
+def merge_transfer(table: DevmapTable) -> DevmapTable:
+    """The table with every kernel of one program and input size given the smallest of their transfer sizes.
+
+    A program's kernels share its buffers, so its transfer size at an input size is one number. In the
+    published CSVs the kernels of NPB's BT, LU and SP at each input size carry two, 240 to 3,080 bytes
+    apart (under 0.02 %), and on each platform the larger one marks exactly the rows whose faster
+    device is the GPU: trees that split on the exact size read the label from it. Nothing else changes.
+    """
+    groups: dict[tuple[str, str], list[int]] = {}
+    for row, key in enumerate(zip(map(program_of, table.benchmark), table.dataset)):
+        groups.setdefault(key, []).append(row)
+    transfer = table.transfer.copy()
+    for rows in groups.values():
+        transfer[rows] = transfer[rows].min()
+    return replace(table, transfer=transfer)
 
 
 def grewe_features(table: DevmapTable) -> np.ndarray:
@@ -288,6 +323,7 @@ class DevmapExperiment:
         output: where fold runs and predictions are kept.
         epochs: training epochs of the neural models (None: each model's own, :data:`NEURAL_EPOCHS`).
         source: where the graphs came from (for the table).
+        transfer: how the table's transfer sizes were read (:data:`TRANSFERS`).
         settings: extra trainer settings for the neural models (``load_config`` overrides).
         model_kwargs: per model name, constructor arguments.
         progress: show progress bars.
@@ -299,6 +335,7 @@ class DevmapExperiment:
     output: Path
     epochs: int | None = None
     source: str = "original"
+    transfer: str = "published"
     settings: dict = field(default_factory=dict)
     model_kwargs: dict = field(default_factory=dict)
     progress: bool = True
@@ -307,8 +344,8 @@ class DevmapExperiment:
 
     @classmethod
     def prepare(cls, platform: str, output: str | Path, source: str = "original", opt_level: int | str = 2,
-                workers: int | None = None, clang: Any = None, progress: bool = True, **kwargs: Any
-                ) -> "DevmapExperiment":
+                workers: int | None = None, clang: Any = None, progress: bool = True, transfer: str = "published",
+                **kwargs: Any) -> "DevmapExperiment":
         """Load a platform's rows, compile (cached) and build one graph per kernel.
 
         Raises:
@@ -316,13 +353,13 @@ class DevmapExperiment:
         """
         from ncc.tasks.opencl import unique_graphs
 
-        table = load_devmap(platform)
+        table = load_devmap(platform, transfer=transfer)
         modules, failures = devmap_modules(table, source, opt_level, workers, clang, progress)
         if failures:
             listed = "; ".join(f"{key}: {reason}" for key, reason in sorted(failures.items())[:5])
             raise DatasetError(f"{len(failures)} devmap kernels did not compile ({listed})")
-        return cls(table, unique_graphs(modules), modules, Path(output), source=source, progress=progress,
-                   **kwargs)
+        return cls(table, unique_graphs(modules), modules, Path(output), source=source, transfer=transfer,
+                   progress=progress, **kwargs)
 
     def epochs_for(self, model: str) -> int:
         """The training epochs of a neural model: ``epochs`` where set, else the model's own."""
@@ -520,6 +557,7 @@ def cross_validate(experiment: DevmapExperiment, model: str, protocol: str, seed
     table = experiment.table
     folder = experiment.output / protocol / table.platform / run_name(model, seed, {
         "source": experiment.source, "settings": experiment.settings,
+        **({"transfer": experiment.transfer} if experiment.transfer != "published" else {}),
         "model_kwargs": experiment.model_kwargs.get(model, {}),
         **({"epochs": experiment.epochs_for(model)} if model in NEURAL_EPOCHS else {}),
         **({"revision": REVISIONS[model]} if model in REVISIONS else {})})
@@ -532,13 +570,14 @@ def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS,
                      protocols: Sequence[str] = PROTOCOLS, platforms: Sequence[str] = PLATFORMS,
                      seeds: Sequence[int] = (0,), source: str = "original", epochs: int | None = None,
                      folds: Sequence[int] | None = None, workers: int | None = None, clang: Any = None,
-                     progress: bool = True) -> list[dict]:
+                     progress: bool = True, transfer: str = "published") -> list[dict]:
     """Run every (protocol, platform, model, seed) and write ``devmap.csv`` / ``devmap.md`` to ``output``.
 
     Args:
         models: the rows (default: :data:`FAST_MODELS`, those that finish on a CPU in minutes, as the CLI's).
         workers: compile processes, and with more than one, the runs are spread over that many
             processes (see :func:`ncc.tasks.opencl.run_in_processes`); the table is the same.
+        transfer: ``published`` or ``merged`` transfer sizes (:func:`merge_transfer`).
 
     Returns:
         One row per (protocol, model): accuracy and speedup per platform (mean and standard deviation
@@ -553,7 +592,8 @@ def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS,
         if name not in MODELS:
             raise NccError(f"unknown devmap model {name!r}; choose one of {', '.join(MODELS)}")
     experiments = {platform: DevmapExperiment.prepare(platform, output, source=source, workers=workers, clang=clang,
-                                                      progress=progress, epochs=epochs) for platform in platforms}
+                                                      progress=progress, epochs=epochs, transfer=transfer)
+                   for platform in platforms}
     runs = [(p, pl, m, s) for p in protocols for m in models for pl in platforms
             for s in (seeds if m not in ("static",) else seeds[:1])]
     if workers and workers > 1:
@@ -625,16 +665,19 @@ class DevmapOptions:
         platform: ``amd`` or ``nvidia``.
         protocol: ``published`` or ``grouped``.
         source: ``original``, ``ncc-ir`` or ``normalised``.
+        transfer: ``published`` or ``merged`` transfer sizes (:func:`merge_transfer`).
         fold: the fold to train (0-9), or -1 for all ten, one after the other.
     """
 
     platform: str = "amd"
     protocol: str = "grouped"
     source: str = "original"
+    transfer: str = "published"
     fold: int = -1
 
     def check(self, prefix: str = "task.", source: str | None = None) -> None:
-        for key, choices in (("platform", PLATFORMS), ("protocol", PROTOCOLS), ("source", SOURCES)):
+        for key, choices in (("platform", PLATFORMS), ("protocol", PROTOCOLS), ("source", SOURCES),
+                             ("transfer", TRANSFERS)):
             if getattr(self, key) not in choices:
                 raise ConfigError(f"{prefix}{key}: must be one of {', '.join(choices)}, got {getattr(self, key)!r}",
                                   source)
@@ -668,7 +711,7 @@ class DevmapTask(Task):
         settings = fold_settings(config, "devmap", MODELS)
         output = Path(config.output or f"runs/devmap-{config.model.name}")
         experiment = DevmapExperiment.prepare(options.platform, output, source=options.source,
-                                              workers=config.data.workers or None, progress=config.progress,
+                                              transfer=options.transfer, workers=config.data.workers or None, progress=config.progress,
                                               epochs=config.epochs, settings=settings,
                                               model_kwargs={config.model.name: dict(config.model.kwargs)})
         folds = None if options.fold < 0 else [options.fold]

@@ -61,6 +61,49 @@ def test_grewe_features_follow_deeptune():
     assert np.isfinite(features).all()
 
 
+def _label_by_exact_transfer(table) -> tuple[int, int]:
+    """(rows of a program and input size whose kernels carry several transfer sizes, of those the rows whose
+    label is the majority label of their exact transfer size within that group)."""
+    from ncc.tasks.devmap import program_of
+
+    keys = np.array([f"{program_of(b)}/{d}" for b, d in zip(table.benchmark, table.dataset)])
+    rows = right = 0
+    for key in set(keys):
+        group = np.flatnonzero(keys == key)
+        if len(np.unique(table.transfer[group])) > 1:
+            rows += len(group)
+            for value in np.unique(table.transfer[group]):
+                labels = table.label[group[table.transfer[group] == value]]
+                right += max(labels.sum(), len(labels) - labels.sum())
+    return rows, right
+
+
+@pytest.mark.parametrize("platform, leaking_rows, changed_rows", [("amd", 254, 117), ("nvidia", 285, 209)])
+def test_published_transfer_sizes_give_the_label_away_and_merged_ones_do_not(platform, leaking_rows, changed_rows):
+    from ncc.tasks.devmap import load_devmap
+
+    published, merged = load_devmap(platform), load_devmap(platform, transfer="merged")
+    # A few hundred bytes tell the GPU rows of NPB's BT, LU and SP from their CPU rows, every one of them.
+    assert _label_by_exact_transfer(published) == (leaking_rows, leaking_rows)
+    assert _label_by_exact_transfer(merged) == (0, 0)
+    changed = published.transfer != merged.transfer
+    assert int(changed.sum()) == changed_rows
+    assert set(published.suite[changed]) == {"npb-3.3"}
+    assert (merged.transfer <= published.transfer).all()
+    assert (np.abs(published.transfer - merged.transfer) <= 2e-4 * published.transfer).all()
+    for field in ("benchmark", "dataset", "wgsize", "label", "runtime", "features"):
+        assert np.array_equal(getattr(published, field), getattr(merged, field))
+
+
+def test_aux_trees_lose_their_edge_on_merged_transfer_sizes(cache, tmp_path):
+    from ncc.tasks.devmap import reproduce_devmap
+
+    accuracy = {transfer: reproduce_devmap(tmp_path / transfer, models=("aux",), protocols=("grouped",),
+                                           platforms=("amd",), transfer=transfer, progress=False)[0]["amd_accuracy"]
+                for transfer in ("published", "merged")}
+    assert accuracy["published"] > accuracy["merged"] + 2.0
+
+
 def test_folds_partition_rows_and_grouped_folds_keep_kernels_apart():
     from ncc.tasks.devmap import devmap_folds, load_devmap
 
@@ -214,6 +257,7 @@ def test_unknown_model_is_a_one_line_config_error():
 
 @pytest.mark.parametrize("setting, message", [("task.platform=arm", "task.platform"),
                                               ("task.protocol=random", "task.protocol"),
+                                              ("task.transfer=rounded", "task.transfer"),
                                               ("task.fold=12", "task.fold")])
 def test_bad_options_fail_in_one_line(setting, message):
     from ncc.cli import main
@@ -290,7 +334,8 @@ def test_run_in_processes_runs_every_call_and_names_the_failures(tmp_path):
 
 @pytest.mark.parametrize("arguments, message", [(["--models", "nope"], "unknown devmap row"),
                                                 (["--platform", "arm"], "unknown devmap platform"),
-                                                (["--folds", "a,b"], "--folds")])
+                                                (["--folds", "a,b"], "--folds"),
+                                                (["--transfer", "rounded"], "--transfer")])
 def test_reproduce_rejects_bad_arguments(arguments, message):
     from click.testing import CliRunner
 
