@@ -93,7 +93,8 @@ PUBLISHED = {
 }
 
 __all__ = ["DevmapTable", "load_devmap", "grewe_features", "devmap_folds", "devmap_score", "devmap_modules",
-           "merge_transfer", "DevmapExperiment", "MODELS", "FAST_MODELS", "cross_validate", "reproduce_devmap", "DevmapTask", "PLATFORMS", "PROTOCOLS", "SOURCES"]
+           "split_transfer_groups", "merge_transfer", "DevmapExperiment", "MODELS", "FAST_MODELS", "cross_validate",
+           "reproduce_devmap", "DevmapTask", "PLATFORMS", "PROTOCOLS", "SOURCES", "TRANSFERS"]
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -182,19 +183,43 @@ def program_of(benchmark: str) -> str:
     return benchmark.rsplit("-", 1)[0]
 
 
+def _program_groups(table: DevmapTable) -> dict[tuple[str, str], np.ndarray]:
+    """(program, input size) -> its rows."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for row, key in enumerate(zip(map(program_of, table.benchmark), table.dataset)):
+        groups.setdefault(key, []).append(row)
+    return {key: np.array(rows) for key, rows in groups.items()}
+
+
+def split_transfer_groups(table: DevmapTable) -> list[dict]:
+    """The programs and input sizes whose kernels carry more than one transfer size.
+
+    Returns:
+        One dict per group, sorted by program and input size: ``program``, ``dataset``, and per transfer size
+        (ascending) ``transfer``, ``cpu_rows`` and ``gpu_rows``: how many of its rows each device wins.
+    """
+    found = []
+    for (program, dataset), rows in sorted(_program_groups(table).items()):
+        sizes = np.unique(table.transfer[rows])
+        if len(sizes) > 1:
+            labels = [table.label[rows[table.transfer[rows] == size]] for size in sizes]
+            found.append({"program": program, "dataset": dataset, "transfer": sizes.tolist(),
+                          "cpu_rows": [int((l == 0).sum()) for l in labels],
+                          "gpu_rows": [int((l == 1).sum()) for l in labels]})
+    return found
+
+
 def merge_transfer(table: DevmapTable) -> DevmapTable:
     """The table with every kernel of one program and input size given the smallest of their transfer sizes.
 
     A program's kernels share its buffers, so its transfer size at an input size is one number. In the
     published CSVs the kernels of NPB's BT, LU and SP at each input size carry two, 240 to 3,080 bytes
     apart (under 0.02 %), and on each platform the larger one marks exactly the rows whose faster
-    device is the GPU: trees that split on the exact size read the label from it. Nothing else changes.
+    device is the GPU (:func:`split_transfer_groups`): trees that split on the exact size read the label
+    from it. Nothing else changes.
     """
-    groups: dict[tuple[str, str], list[int]] = {}
-    for row, key in enumerate(zip(map(program_of, table.benchmark), table.dataset)):
-        groups.setdefault(key, []).append(row)
     transfer = table.transfer.copy()
-    for rows in groups.values():
+    for rows in _program_groups(table).values():
         transfer[rows] = transfer[rows].min()
     return replace(table, transfer=transfer)
 

@@ -61,36 +61,25 @@ def test_grewe_features_follow_deeptune():
     assert np.isfinite(features).all()
 
 
-def _label_by_exact_transfer(table) -> tuple[int, int]:
-    """(rows of a program and input size whose kernels carry several transfer sizes, of those the rows whose
-    label is the majority label of their exact transfer size within that group)."""
-    from ncc.tasks.devmap import program_of
-
-    keys = np.array([f"{program_of(b)}/{d}" for b, d in zip(table.benchmark, table.dataset)])
-    rows = right = 0
-    for key in set(keys):
-        group = np.flatnonzero(keys == key)
-        if len(np.unique(table.transfer[group])) > 1:
-            rows += len(group)
-            for value in np.unique(table.transfer[group]):
-                labels = table.label[group[table.transfer[group] == value]]
-                right += max(labels.sum(), len(labels) - labels.sum())
-    return rows, right
-
-
-@pytest.mark.parametrize("platform, leaking_rows, changed_rows", [("amd", 254, 117), ("nvidia", 285, 209)])
-def test_published_transfer_sizes_give_the_label_away_and_merged_ones_do_not(platform, leaking_rows, changed_rows):
-    from ncc.tasks.devmap import load_devmap
+@pytest.mark.parametrize("platform, groups, leaking_rows, changed_rows", [("amd", 10, 254, 117),
+                                                                       ("nvidia", 11, 285, 209)])
+def test_published_transfer_sizes_give_the_label_away_and_merged_ones_do_not(platform, groups, leaking_rows,
+                                                                            changed_rows):
+    from ncc.tasks.devmap import load_devmap, split_transfer_groups
 
     published, merged = load_devmap(platform), load_devmap(platform, transfer="merged")
-    # A few hundred bytes tell the GPU rows of NPB's BT, LU and SP from their CPU rows, every one of them.
-    assert _label_by_exact_transfer(published) == (leaking_rows, leaking_rows)
-    assert _label_by_exact_transfer(merged) == (0, 0)
+    found = split_transfer_groups(published)
+    assert len(found) == groups
+    assert {group["program"] for group in found} == {"npb-3.3-BT", "npb-3.3-LU", "npb-3.3-SP"}
+    # Two sizes a few hundred bytes apart: every row at the smaller is a CPU row, every row at the larger a GPU row.
+    for group in found:
+        assert len(group["transfer"]) == 2 and group["transfer"][1] - group["transfer"][0] < 2e-4 * group["transfer"][0]
+        assert group["gpu_rows"][0] == 0 and group["cpu_rows"][1] == 0
+    assert sum(sum(group["cpu_rows"]) + sum(group["gpu_rows"]) for group in found) == leaking_rows
+    assert split_transfer_groups(merged) == []
     changed = published.transfer != merged.transfer
     assert int(changed.sum()) == changed_rows
-    assert set(published.suite[changed]) == {"npb-3.3"}
     assert (merged.transfer <= published.transfer).all()
-    assert (np.abs(published.transfer - merged.transfer) <= 2e-4 * published.transfer).all()
     for field in ("benchmark", "dataset", "wgsize", "label", "runtime", "features"):
         assert np.array_equal(getattr(published, field), getattr(merged, field))
 
