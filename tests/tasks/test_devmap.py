@@ -266,6 +266,7 @@ def test_reproduce_prints_and_saves_the_table(cache, tmp_path):
     assert result.exit_code == 0, result.output
     assert "| grouped | static |" in result.output and "| grouped | grewe |" in result.output
     assert "| grouped | oracle |" in result.output
+    assert "transfer sizes as published" in result.output and "--transfer merged" in result.output
     csv_text = (tmp_path / "devmap.csv").read_text()
     assert csv_text.startswith("protocol,model,") and "56.91" in csv_text
     assert (tmp_path / "devmap.md").is_file()
