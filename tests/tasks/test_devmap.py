@@ -87,10 +87,12 @@ def test_published_transfer_sizes_give_the_label_away_and_merged_ones_do_not(pla
 def test_aux_trees_lose_their_edge_on_merged_transfer_sizes(cache, tmp_path):
     from ncc.tasks.devmap import reproduce_devmap
 
-    accuracy = {transfer: reproduce_devmap(tmp_path / transfer, models=("aux",), protocols=("grouped",),
-                                           platforms=("amd",), transfer=transfer, progress=False)[0]["amd_accuracy"]
+    # One output folder for both: the merged run must not reuse the published run's folds.
+    accuracy = {transfer: reproduce_devmap(tmp_path, models=("aux",), protocols=("grouped",), platforms=("amd",),
+                                           transfer=transfer, progress=False)[0]["amd_accuracy"]
                 for transfer in ("published", "merged")}
     assert accuracy["published"] > accuracy["merged"] + 2.0
+    assert len(list(tmp_path.glob("grouped/amd/aux-seed0-*"))) == 2
 
 
 def test_folds_partition_rows_and_grouped_folds_keep_kernels_apart():
