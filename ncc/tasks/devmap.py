@@ -736,8 +736,8 @@ class DevmapTask(Task):
         settings = fold_settings(config, "devmap", MODELS)
         output = Path(config.output or f"runs/devmap-{config.model.name}")
         experiment = DevmapExperiment.prepare(options.platform, output, source=options.source,
-                                              transfer=options.transfer, workers=config.data.workers or None, progress=config.progress,
-                                              epochs=config.epochs, settings=settings,
+                                              transfer=options.transfer, workers=config.data.workers or None,
+                                              progress=config.progress, epochs=config.epochs, settings=settings,
                                               model_kwargs={config.model.name: dict(config.model.kwargs)})
         folds = None if options.fold < 0 else [options.fold]
         predictions = cross_validate(experiment, config.model.name, options.protocol, config.seed, folds)
