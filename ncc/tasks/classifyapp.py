@@ -644,7 +644,8 @@ TRAIN_SETTINGS = {
 #: the quick training split number 56, and a logistic regression on them scores 61.4 % where one on
 #: statements scores 87.6 %. rgine reads them too (quick protocol, 3 seeds: 83.6 % against 78.6 % on node texts).
 _STATEMENTS = {"data.features": "inst2vec", "model.freeze_embeddings": False}
-_ANNEALED_20 = {"epochs": 20, "optimizer.scheduler": "cosine", "patience": 0}
+_ANNEALED = {"optimizer.scheduler": "cosine", "patience": 0}
+_ANNEALED_20 = {"epochs": 20, **_ANNEALED}
 #: Per model and protocol, on top of TRAIN_SETTINGS: an LSTM steps through the longest sequence of its
 #: batch, so its batches hold programs of similar size, and on the quick protocol (CPU) it reads each
 #: program's first 512 statements (median ~140; 6 % have more). The GGNN follows ProGraML's POJ-104
@@ -654,13 +655,14 @@ _ANNEALED_20 = {"epochs": 20, "optimizer.scheduler": "cosine", "patience": 0}
 #: rgine trains 20 epochs on the quick protocol, every epoch, with the learning rate annealed to 0 (cosine):
 #: at the constant rate its validation accuracy swung by 4-6 points between epochs (3 seeds: 83.6 % test
 #: accuracy in 12 epochs at the constant rate, 88.2 % so). The LSTM the same way (it was still climbing at
-#: epoch 12; 3 seeds: 43.7 % -> 52.0 %).
+#: epoch 12; 3 seeds: 43.7 % -> 52.0 %). On the full protocol both anneal over its 80 epochs, for the same
+#: reason (not measured there yet: the full protocol needs a GPU).
 MODEL_SETTINGS = {("lstm", "quick"): {"model.max_length": 512, "data.bucket": True, **_ANNEALED_20},
-                  ("lstm", "full"): {"data.bucket": True},
+                  ("lstm", "full"): {"data.bucket": True, **_ANNEALED},
                   ("ggnn", "quick"): {**_STATEMENTS, "model.hidden_size": 32, "epochs": 30},
                   ("ggnn", "full"): {**_STATEMENTS, "model.steps": "2,2,2", "model.dropout": 0.1},
                   ("rgine", "quick"): {**_STATEMENTS, **_ANNEALED_20},
-                  ("rgine", "full"): _STATEMENTS}
+                  ("rgine", "full"): {**_STATEMENTS, **_ANNEALED}}
 
 
 def bag_of_nodes(data: TaskData, seed: int = 0) -> dict[str, dict[str, float]]:
@@ -701,13 +703,18 @@ def run_folder(output: str | Path, protocol: str, model: str, seed: int, setting
     return Path(output) / protocol / run_name(model, seed, settings)
 
 
+def row_settings(model: str, protocol: str, settings: dict | None = None) -> dict:
+    """A neural row's trainer settings: :data:`TRAIN_SETTINGS`, then :data:`MODEL_SETTINGS`, then ``settings``."""
+    return {**TRAIN_SETTINGS[protocol], **MODEL_SETTINGS.get((model, protocol), {}), **(settings or {})}
+
+
 def train_row(model: str, seed: int, output: str | Path, protocol: str = "quick", classes: int = CLASSES,
               opt_levels: str = "0", settings: dict | None = None, progress: bool = True) -> dict:
     """Train (or find finished) one neural row and return its report; an interrupted run resumes."""
     from ncc.tasks import training
     from ncc.tasks.config import load_config
 
-    merged = {**TRAIN_SETTINGS[protocol], **MODEL_SETTINGS.get((model, protocol), {}), **(settings or {})}
+    merged = row_settings(model, protocol, settings)
     task_options = {"task.protocol": protocol, "task.classes": classes, "task.opt_levels": opt_levels}
     folder = run_folder(output, protocol, model, seed, {**merged, **task_options})
     report_path = folder / training.REPORT_FILE

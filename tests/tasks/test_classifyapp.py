@@ -132,6 +132,17 @@ def test_impossible_options_are_rejected():
             task.check_options(options)
 
 
+def test_every_neural_row_has_valid_settings_and_the_annealed_rows_train_every_epoch():
+    for protocol in classifyapp.SPLIT_SIZES:
+        for model in ("lstm", "ggnn", "rgine"):
+            settings = classifyapp.row_settings(model, protocol)
+            config = load_config(None, {"task": "classifyapp", "model.name": model, "task.protocol": protocol,
+                                        **settings})
+            if model in ("lstm", "rgine"):  # cosine to 0 over the epochs: an early stop would cut it short
+                assert (config.optimizer.scheduler, config.patience) == ("cosine", 0), (model, protocol)
+    assert classifyapp.row_settings("rgine", "full", {"epochs": 3})["epochs"] == 3
+
+
 def test_prepare_compiles_the_programs_and_lists_every_failure(prepared):
     info = prepared.info
     assert info["programs"] == 200 and info["compiled_programs"] >= 190  # POJ-104 compiles at ~98 %
