@@ -133,8 +133,10 @@ def test_impossible_options_are_rejected():
 
 
 def test_every_neural_row_has_valid_settings_and_the_annealed_rows_train_every_epoch():
-    for protocol in classifyapp.SPLIT_SIZES:
-        for model in ("lstm", "ggnn", "rgine"):
+    from ncc.tasks.opencl import NEURAL_MODELS
+
+    for protocol in classifyapp.TRAIN_SETTINGS:
+        for model in NEURAL_MODELS:
             settings = classifyapp.row_settings(model, protocol)
             config = load_config(None, {"task": "classifyapp", "model.name": model, "task.protocol": protocol,
                                         **settings})
