@@ -23,6 +23,7 @@ from ncc.errors import DatasetError
 from ncc.tasks import get_task, load_config
 from ncc.tasks import classifyapp
 from ncc.tasks.config import ConfigError
+from ncc.tasks.opencl import NEURAL_MODELS
 
 DATA = Path(os.environ.get("NCC_DATA", "/nonexistent")) / "poj104"
 pytestmark = pytest.mark.skipif(not (DATA / "manifest.csv.gz").is_file(), reason="$NCC_DATA/poj104 not present")
@@ -133,8 +134,6 @@ def test_impossible_options_are_rejected():
 
 
 def test_every_neural_row_has_valid_settings_and_the_annealed_rows_train_every_epoch():
-    from ncc.tasks.opencl import NEURAL_MODELS
-
     for protocol in classifyapp.TRAIN_SETTINGS:
         for model in NEURAL_MODELS:
             settings = classifyapp.row_settings(model, protocol)
