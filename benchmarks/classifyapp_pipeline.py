@@ -53,7 +53,7 @@ def main() -> None:
         cache = arguments.cache or Path(tempfile.mkdtemp(prefix="ncc-classifyapp-"))
         os.environ["NCC_CACHE"] = str(cache)
     from ncc.paths import cache_home
-    from ncc.tasks import get_task, load_config
+    from ncc.training import get_task, load_config
     from ncc.tasks.classifyapp import source_folder
 
     task = get_task("classifyapp")

@@ -60,7 +60,8 @@ sys.path.insert(0, str(ROOT))
 
 from ncc.embeddings.node_vocabulary import NodeVocabulary  # noqa: E402
 from ncc.graph import build  # noqa: E402
-from ncc.models import MODELS, build_model, graph_to_data  # noqa: E402
+from ncc.graph import to_pyg  # noqa: E402
+from ncc.models import MODELS, build_model  # noqa: E402
 
 DATA = Path(os.environ.get("NCC_DATA", ROOT.parent / "shared" / "data"))
 DEVMAP_IR_TAR = DATA / "devmap" / "ncc" / "kernels_ir.tar.gz"
@@ -106,7 +107,7 @@ def program_pool(parts: list, vocabulary: NodeVocabulary, count: int, nodes: int
 
     rng = random.Random(seed)
     high = int(nodes * 1.1)
-    pieces = [graph_to_data(g, vocabulary.transform(g)) for g in parts if g.num_nodes <= high]
+    pieces = [to_pyg(g, vocabulary, compact=True) for g in parts if g.num_nodes <= high]
     if not pieces:
         raise SystemExit(f"no source graph has at most {high} nodes")
     pool = []

@@ -7,7 +7,7 @@ Commands:
     ncc compile SRC... -o DIR                   C / C++ / OpenCL sources to LLVM IR (.ll), cached
     ncc graph INPUT... -o DIR --format FMT      sources or .ll/.bc files to program graphs
     ncc embed CORPUS... -o DIR                  train inst2vec statement embeddings on a corpus
-    ncc train TASK --model NAME [--config FILE] train a model on a task (loops, devmap,
+    ncc train TASK --model NAME [--config FILE] train a model on a task (loops, reachability, devmap,
                                                 threadcoarsening, classifyapp)
     ncc evaluate CHECKPOINT [DATA]              metrics of a trained model on a split or on files
     ncc reproduce TASK                          run the rows of a paper table and print it
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import click
 
@@ -151,8 +152,8 @@ def train_command(task, model, config_file, epochs, lr, batch_size, node_budget,
     devmap and threadcoarsening cross-validate: every fold is a run of its own under --output, and
     finished folds are kept, so running the same command again continues where it stopped.
     """
-    from ncc.tasks import get_task, load_config, train
-    from ncc.tasks.config import parse_value
+    from ncc.training import get_task, load_config
+    from ncc.training.config import parse_value
 
     overrides = {"task": task, "model.name": model, "epochs": epochs, "optimizer.lr": lr,
                  "data.batch_size": batch_size, "data.node_budget": node_budget, "device": device, "seed": seed,
@@ -161,14 +162,8 @@ def train_command(task, model, config_file, epochs, lr, batch_size, node_budget,
         key, _, value = setting.partition("=")
         overrides[key.strip()] = parse_value(value.strip())
     config = load_config(config_file, overrides)
-    runner = getattr(get_task(config.task), "run", None)
-    if runner is not None:
-        result = runner(config)
-        click.echo(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
-        return
-    result = train(config)
-    click.echo(_metrics_line(f"{result.output_dir}: best epoch {result.report['metrics']['best_epoch']}",
-                             result.report["metrics"]))
+    result = get_task(config.task).train(config)
+    click.echo(_metrics_line(f"{result.pop('output')}:", result))
 
 
 @cli.command("evaluate")
@@ -181,121 +176,72 @@ def evaluate_command(checkpoint, data, device, batch_size, as_json):
     """Metrics of a checkpoint on a split of its task (default test) or on files (DATA)."""
     import json
 
-    from ncc.tasks import evaluate
+    from ncc.training import evaluate
 
     result = evaluate(checkpoint, data, device=device, batch_size=batch_size or 0)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
-        click.echo(_metrics_line(f"{result['data']}: {result['graphs']} graphs", {"": result["metrics"]}))
+        click.echo(_metrics_line(f"{result['data']}: {result['graphs']} graphs;", {"": result["metrics"]}))
 
 
 @cli.command("reproduce")
-@click.argument("task", type=click.Choice(["devmap", "threadcoarsening", "classifyapp"]))
+@click.argument("task")
 @click.option("--models", default=None,
               help="Comma-separated rows, or 'all' (default: the rows that finish on a CPU in minutes).")
 @click.option("--platform", "platforms", multiple=True, help="Only these platforms (repeatable).")
-@click.option("--protocol", "protocols", multiple=True, type=click.Choice(["published", "grouped", "quick", "full"]),
+@click.option("--protocol", "protocols", multiple=True,
               help="devmap: published and/or grouped (repeatable; default both); classifyapp: quick (default) or full.")
-@click.option("--classes", type=click.IntRange(2, 104), default=104, show_default=True,
-              help="classifyapp: use POJ-104 labels 1..N.")
+@click.option("--classes", type=click.IntRange(2, 104), default=None, help="classifyapp: use POJ-104 labels 1..N.")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds per row (0, 1, ...).")
-@click.option("--source", type=click.Choice(["original", "ncc-ir", "normalised"]), default="original",
-              show_default=True, help="Kernel IR: ncc-compiled originals, NCC's 2018 IR, or the normalised sources.")
-@click.option("--transfer", type=click.Choice(["published", "merged"]), default="published", show_default=True,
-              help="devmap: transfer sizes as published, or merged per program and input size (the published "
-                   "ones leak the label in NPB; see ncc.tasks.devmap.merge_transfer).")
+@click.option("--source", type=click.Choice(["original", "ncc-ir", "normalised"]), default=None,
+              help="devmap, threadcoarsening: kernel IR from ncc-compiled originals (default), NCC's 2018 IR, or "
+                   "the normalised sources.")
+@click.option("--transfer", type=click.Choice(["published", "merged"]), default=None,
+              help="devmap: transfer sizes as published (default), or merged per program and input size (the "
+                   "published ones leak the label in NPB; see ncc.tasks.devmap.merge_transfer).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs of the neural rows.")
 @click.option("--folds", default=None, help="Comma-separated fold numbers to run (a quick look; default all).")
 @click.option("--output", "-o", default=None, help="Folder for runs and the table (default results/TASK).")
 @_workers_option
 @_clang_option
-def reproduce_command(task, models, platforms, protocols, seeds, source, transfer, epochs, folds, output, workers,
-                      clang, classes):
+def reproduce_command(task, models, platforms, protocols, classes, seeds, source, transfer, epochs, folds, output,
+                      workers, clang):
     """Run every row of the TASK's table on the same folds, print it, and save it as CSV and Markdown.
 
     Finished folds (and training runs) are kept under --output, so an interrupted run continues where it stopped.
     """
     from pathlib import Path
 
-    if task == "classifyapp":
-        _reproduce_classifyapp(models, protocols, seeds, epochs, output, workers, classes, clang,
-                               platforms or folds or source != "original" or transfer != "published")
-        return
-    if task == "devmap":
-        from ncc.tasks import devmap as module
+    from ncc.training import TableRequest, get_task
 
-        run, fast = module.reproduce_devmap, module.FAST_MODELS
-        extra = {"protocols": protocols or module.PROTOCOLS, "transfer": transfer}
-        wrong = [p for p in protocols if p not in module.PROTOCOLS]
-        if wrong:
-            raise click.UsageError(f"devmap protocols are {' and '.join(module.PROTOCOLS)}, not {wrong[0]!r}")
-    else:
-        from ncc.tasks import threadcoarsening as module
-
-        run, fast = module.reproduce_threadcoarsening, module.FAST_MODELS
-        extra = {}
-        if protocols:
-            raise click.UsageError("--protocol applies to devmap and classifyapp only")
-        if transfer != "published":
-            raise click.UsageError("--transfer applies to devmap only")
-    names = list(fast) if models is None else list(module.MODELS) if models == "all" else \
-        [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in module.MODELS]
-    if unknown:
-        raise click.UsageError(f"unknown {task} row {unknown[0]!r}; choose from {', '.join(module.MODELS)} or all")
-    for platform in platforms:
-        if platform not in module.PLATFORMS:
-            raise click.UsageError(f"unknown {task} platform {platform!r}; choose from {', '.join(module.PLATFORMS)}")
+    runner = get_task(task)
     try:
         fold_list = None if folds is None else [int(f) for f in folds.split(",")]
     except ValueError:
         raise click.UsageError(f"--folds: expected comma-separated numbers, got {folds!r}") from None
+    options = {key: value for key, value in (("source", source), ("transfer", transfer), ("classes", classes))
+               if value is not None}
+    request = TableRequest(rows=runner.select_rows(models), seeds=list(range(seeds)), platforms=platforms,
+                           protocols=protocols, epochs=epochs, folds=fold_list, workers=workers, clang=clang,
+                           options=options)
     output = Path(output or f"results/{task}")
-    if epochs is not None:
-        extra["epochs"] = epochs
-    run(output, models=names, platforms=platforms or module.PLATFORMS, seeds=list(range(seeds)), source=source,
-        folds=fold_list, workers=workers, clang=clang, **extra)
-    click.echo((output / f"{task}.md").read_text(), nl=False)
-    if task == "devmap" and transfer == "published":
-        click.echo("transfer sizes as published: a few hundred bytes tell the GPU rows of NPB's BT, LU and SP "
-                   "from their CPU rows; --transfer merged removes that")
-    click.echo(f"saved: {output / task}.csv, {output / task}.md")
-
-
-def _reproduce_classifyapp(models, protocols, seeds, epochs, output, workers, classes, clang, devmap_only):
-    """``ncc reproduce classifyapp``: the POJ-104 table of the chosen rows (default bag and ggnn)."""
-    from pathlib import Path
-
-    from ncc.tasks import classifyapp
-
-    if devmap_only:
-        raise click.UsageError("--platform, --folds, --source and --transfer do not apply to classifyapp")
-    if clang:
-        raise click.UsageError("--clang: classifyapp compiles with the default toolchain (or $NCC_CLANG)")
-    if len(protocols) > 1 or set(protocols) - set(classifyapp.PROTOCOLS):
-        raise click.UsageError(f"classifyapp takes one --protocol of {', '.join(classifyapp.PROTOCOLS)}")
-    names = ["bag", "ggnn"] if models is None else list(classifyapp.MODELS) if models == "all" else \
-        [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in classifyapp.MODELS]
-    if unknown:
-        raise click.UsageError(f"unknown classifyapp row {unknown[0]!r}; choose from "
-                               f"{', '.join(classifyapp.MODELS)} or all")
-    output = Path(output or "results/classifyapp")
-    rows = classifyapp.reproduce_classifyapp(output, names, protocols[0] if protocols else "quick",
-                                             list(range(seeds)), classes,
-                                             settings={"epochs": epochs} if epochs else None, workers=workers)
-    click.echo((output / "classifyapp.md").read_text(), nl=False)
-    click.echo(f"programs compiled: {rows[0]['programs']}; the others are listed with clang's reason in "
-               f"{output / 'compile-failures.csv'}")
-    click.echo(f"saved: {output / 'classifyapp'}.csv, {output / 'classifyapp'}.md")
+    result = runner.reproduce(output, request)
+    click.echo(result.markdown.read_text(), nl=False)
+    for note in result.notes:
+        click.echo(note)
+    click.echo(f"saved: {result.csv}, {result.markdown}")
 
 
 def _metrics_line(head: str, metrics: dict) -> str:
-    """One line of ``split metric value`` pairs from a ``{split: {metric: value}}`` mapping."""
-    parts = [f"{split} {name} {value:.4f}".strip() for split, values in metrics.items() if isinstance(values, dict)
-             for name, value in values.items() if isinstance(value, float)]
-    return f"{head}; {', '.join(parts)}"
+    """``head`` and the ``name value`` pairs of a mapping whose values are numbers or ``{metric: value}`` tables."""
+    def text(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    parts = [f"{split} {name} {text(value)}".strip() for split, values in metrics.items() if isinstance(values, dict)
+             for name, value in values.items() if isinstance(value, (int, float))]
+    parts += [f"{name} {text(value)}" for name, value in metrics.items() if isinstance(value, (int, float))]
+    return f"{head} {', '.join(parts)}"
 
 
 def _report(summary: str, failures, succeeded: int) -> None:

@@ -1,6 +1,8 @@
-"""Test options shared by every test folder."""
+"""Test options and helpers shared by every test folder."""
 
 from __future__ import annotations
+
+import shutil
 
 import pytest
 
@@ -17,3 +19,33 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)
+
+
+#: System clangs that are optional by design: scripts/setup.sh (what CI runs through ./test.sh) installs
+#: none of them; ncc's default compiler is the clang of the ``ziglang`` wheel, a required dependency.
+OPTIONAL_SYSTEM_CLANGS = ("clang-14", "clang-19")
+
+
+@pytest.fixture(scope="session")
+def system_clang():
+    """``system_clang(name)``: the path of an optional system clang, checked to be usable by ncc.
+
+    Skips the test only when no executable of that name is on ``$PATH`` (the one condition under which the
+    optional tool is absent by design). A clang that is there but does not work fails the test: ncc's
+    toolchain check raises.
+    """
+    checked: dict[str, str] = {}
+
+    def find(name: str) -> str:
+        assert name in OPTIONAL_SYSTEM_CLANGS, f"{name} is not an optional clang; the tests must not skip it"
+        if name not in checked:
+            path = shutil.which(name)
+            if path is None:
+                pytest.skip(f"{name} is not installed (optional; scripts/setup.sh does not install it)")
+            from ncc.frontend.toolchain import find_toolchain
+
+            find_toolchain(path)  # raises ToolchainError for a clang that cannot run or is too old
+            checked[name] = path
+        return checked[name]
+
+    return find

@@ -21,7 +21,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from ncc.download import DataFile, fetch
+from ncc.download import DataFile, fetch, pinned
 from ncc.errors import DatasetError
 from ncc.fileio import atomic_write, read_json_record
 from ncc.paths import data_home
@@ -32,10 +32,11 @@ UNKNOWN = "!UNK"
 VOCABULARY_FILE = "vocabulary.json"
 _FORMAT = 1
 
-#: NCC's published dictionary, as CompilerGym vendors it (a pickled dict statement -> id, BSD-3-Clause).
-PUBLISHED_URL = ("https://raw.githubusercontent.com/facebookresearch/CompilerGym/"
-                 "00cd50fd38f8fe06c1f571f336876d8af63ddf1b/compiler_gym/third_party/inst2vec/dictionary.tar.bz2")
-PUBLISHED_SHA256 = "f01b454107d432ea8c427d677f46e0e7563842a3a964718d77dc23d1aa3eafea"
+#: NCC's published dictionary, as CompilerGym vendors it (a pickled dict statement -> id, BSD-3-Clause);
+#: URL and sha256 are pinned in ``datasets/inst2vec/pins.json``.
+_PUBLISHED = pinned("inst2vec", "inst2vec/dictionary.tar.bz2")
+PUBLISHED_URL = _PUBLISHED.url
+PUBLISHED_SHA256 = _PUBLISHED.sha256
 PUBLISHED_SIZE = 8565
 
 

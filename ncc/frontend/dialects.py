@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ncc.errors import InputError
-from ncc.frontend.compile import SourceText
 from ncc.frontend.toolchain import INCLUDE_DIR
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ncc.frontend.compile import SourceText
 
 POJ104_PRELUDE = INCLUDE_DIR / "poj104_prelude.h"
 

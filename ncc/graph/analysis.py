@@ -7,7 +7,7 @@ import numpy as np
 
 from ncc.graph.program_graph import CONTROL, INSTRUCTION, ProgramGraph
 
-__all__ = ["loop_depths"]
+__all__ = ["loop_depths", "control_flow_graph", "has_loop", "reachability"]
 
 
 def loop_depths(graph: ProgramGraph) -> np.ndarray:
@@ -17,10 +17,7 @@ def loop_depths(graph: ProgramGraph) -> np.ndarray:
     a cycle is a loop; its headers (members entered from outside it) lose their in-edges from inside,
     and what still cycles in its body are the inner loops. Irreducible loops (several headers) count once.
     """
-    control = graph.edge_index[:, graph.edge_flow == CONTROL]
-    flow = nx.DiGraph()
-    flow.add_nodes_from(np.flatnonzero(graph.node_type == INSTRUCTION).tolist())
-    flow.add_edges_from(control.T.tolist())
+    flow = control_flow_graph(graph)
     depth = np.zeros(graph.num_nodes, dtype=np.int32)
     pending = [flow]
     while pending:
@@ -35,3 +32,34 @@ def loop_depths(graph: ProgramGraph) -> np.ndarray:
             body.remove_edges_from([(u, v) for u, v in region.subgraph(component).edges if v in headers])
             pending.append(body)
     return depth
+
+
+def control_flow_graph(graph: ProgramGraph) -> nx.DiGraph:
+    """The control edges of a graph as a networkx ``DiGraph`` over its instruction nodes (by node id)."""
+    flow = nx.DiGraph()
+    flow.add_nodes_from(np.flatnonzero(graph.node_type == INSTRUCTION).tolist())
+    flow.add_edges_from(graph.edges(CONTROL).T.tolist())
+    return flow
+
+
+def has_loop(graph: ProgramGraph) -> bool:
+    """True when the graph's control edges form a cycle (a loop at ``-O0``; recursion does not count)."""
+    return not nx.is_directed_acyclic_graph(control_flow_graph(graph))
+
+
+def reachability(graph: ProgramGraph, root: int) -> tuple[np.ndarray, int]:
+    """The nodes reachable from ``root`` over control edges, ProGraML's first data-flow analysis.
+
+    ``Reachable(n) = {n} ∪ Reachable(succ(n))``: the root itself and every instruction a path of control
+    edges leads to from it (variables and constants are never reachable).
+
+    Returns:
+        ``bool [N]`` labels, and the steps an iterative analysis needs to reach its fixed point from the
+        root: the longest shortest path from the root to a reachable node, plus one.
+    """
+    if not 0 <= root < graph.num_nodes or graph.node_type[root] != INSTRUCTION:
+        raise ValueError(f"root {root} is not an instruction node of the graph")
+    distances = nx.single_source_shortest_path_length(control_flow_graph(graph), root)
+    labels = np.zeros(graph.num_nodes, dtype=bool)
+    labels[list(distances)] = True
+    return labels, max(distances.values()) + 1

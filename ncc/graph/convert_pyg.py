@@ -1,8 +1,10 @@
 """Conversion of a :class:`ProgramGraph` to PyTorch Geometric ``Data`` and ``HeteroData``.
 
 torch and torch_geometric are imported inside the functions only, so importing this module (or
-:mod:`ncc.graph.convert`) does not need them. Node features are left to the embedding step: the
-conversions carry the node and edge kinds, positions and texts that features are made from.
+:mod:`ncc.graph.convert`) does not need them. This is the one converter: the models of :mod:`ncc.models`
+and the training datasets read its output. Node features come from a feature encoder, anything with
+``transform(graph) -> int [N]`` (a fitted ``NodeVocabulary``, inst2vec ``StatementIds``), given as
+``encoder``; labels, auxiliary inputs, a root selector and a mask of scored nodes may be attached too.
 
 Homogeneous (``to_pyg(graph)``), a ``Data`` with:
     ``node_type``, ``node_function``, ``node_block``: ``long [N]`` (codes as in ``NODE_TYPES``);
@@ -10,6 +12,9 @@ Homogeneous (``to_pyg(graph)``), a ``Data`` with:
     ``EDGE_FLOWS``, ``edge_type`` being the name relational layers such as ``RGCNConv`` expect);
     ``edge_position``: ``long [E]``; ``num_nodes``; ``text`` and ``full_text``: lists of N str;
     ``function_names``: list of str; ``module_name``: str. Node and edge order are the graph's.
+    With ``encoder``, ``x``: ``long [N]`` feature ids; with ``y``, ``aux``, ``selector``, ``mask``, those
+    (see :func:`to_pyg`). ``compact=True`` keeps only what the models read (``x``, ``node_type``,
+    ``edge_index``, ``edge_flow``, ``edge_position`` and the labels), as the training datasets store it.
 
 Heterogeneous (``to_pyg(graph, hetero=True)``), a ``HeteroData`` with node types ``instruction``,
 ``variable`` and ``constant`` (the external node is instruction 0) and the five edge types of
@@ -55,28 +60,78 @@ def _long(array: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64).copy())
 
 
-def to_pyg(graph: ProgramGraph, hetero: bool = False) -> Any:
-    """Convert a program graph to PyTorch Geometric.
+def to_pyg(graph: ProgramGraph, encoder: Any = None, *, y: Any = None, aux: Any = None, selector: Any = None,
+           mask: Any = None, compact: bool = False, hetero: bool = False) -> Any:
+    """Convert a program graph to PyTorch Geometric: what the models of :mod:`ncc.models` take.
+
+    Batching several with ``torch_geometric.data.Batch.from_data_list`` (or a PyG ``DataLoader``) gives a
+    model's input.
 
     Args:
         graph: the program graph.
-        hetero: return a ``HeteroData`` with one node type per node kind instead of a ``Data``.
+        encoder: a fitted feature encoder, ``encoder.transform(graph) -> int [N]``; gives ``x``.
+        y: a label: a scalar (graph-level class or value, stored as ``[1]``) or one entry per node
+            (node-level, ``[N, ...]``). Integer and boolean labels become long, others float.
+        aux: graph-level auxiliary inputs, A numbers (stored as float ``[1, A]``).
+        selector: ProGraML's root marker for data-flow queries, ``[N]`` of 0 / 1 (stored as long).
+        mask: the nodes a node-level label is scored on, ``bool [N]``.
+        compact: keep only what the models read (no texts, names, functions or blocks).
+        hetero: return a ``HeteroData`` with one node type per node kind instead (no features or labels).
 
     Returns:
         A ``torch_geometric.data.Data`` (or ``HeteroData``) laid out as the module docstring describes.
 
     Raises:
         ImportError: torch_geometric is not installed (``pip install ncc[pyg]``).
+        ValueError: feature ids, labels, selector or mask of the wrong length or type, or ``hetero`` with them.
         GraphBuildError: (hetero only) an edge joins node kinds no edge type holds.
     """
-    return _to_hetero(graph) if hetero else _to_homogeneous(graph)
+    if hetero:
+        if any(value is not None for value in (encoder, y, aux, selector, mask)):
+            raise ValueError("hetero=True converts the graph alone: features and labels go with the Data form")
+        return _to_hetero(graph)
+    data = _to_homogeneous(graph, compact)
+    n = graph.num_nodes
+    if encoder is not None:
+        ids = np.asarray(encoder.transform(graph))
+        if ids.shape != (n,):
+            raise ValueError(f"the encoder gave feature ids of shape {ids.shape} for a graph of {n} nodes")
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"feature ids must be integers, got {ids.dtype}")
+        data.x = _long(ids)
+    if y is not None:
+        import torch
+
+        label = np.asarray(y)
+        if label.ndim == 0:
+            label = label.reshape(1)
+        elif label.shape[0] != n:
+            raise ValueError(f"y has {label.shape[0]} entries for a graph of {n} nodes: give a scalar for a "
+                             f"graph label or one entry per node")
+        integral = np.issubdtype(label.dtype, np.integer) or label.dtype == bool
+        data.y = torch.as_tensor(label.astype(np.int64 if integral else np.float32))
+    if aux is not None:
+        import torch
+
+        data.aux = torch.from_numpy(np.asarray(aux, dtype=np.float32).reshape(1, -1).copy())
+    for name, value in (("selector", selector), ("mask", mask)):
+        if value is not None:
+            array = np.asarray(value)
+            if array.shape != (n,):
+                raise ValueError(f"{name} has shape {array.shape} for a graph of {n} nodes")
+            data[name] = _long(array) if name == "selector" else _long(array).bool()
+    return data
 
 
-def _to_homogeneous(graph: ProgramGraph) -> Any:
-    """The ``Data`` form of :func:`to_pyg`."""
+def _to_homogeneous(graph: ProgramGraph, compact: bool = False) -> Any:
+    """The ``Data`` form of :func:`to_pyg`, without features and labels."""
     from torch_geometric.data import Data
 
     edge_flow = _long(graph.edge_flow)
+    if compact:
+        return Data(edge_index=_long(graph.edge_index).reshape(2, graph.num_edges), edge_flow=edge_flow,
+                    edge_position=_long(graph.edge_position), node_type=_long(graph.node_type),
+                    num_nodes=graph.num_nodes)
     return Data(
         edge_index=_long(graph.edge_index).reshape(2, graph.num_edges),
         node_type=_long(graph.node_type),

@@ -1,14 +1,16 @@
 """Graph and sequence models over program graphs: pure torch / torch_geometric modules.
 
-Every model takes a ``torch_geometric.data.Batch`` of :func:`graph_to_data` outputs (``x`` long ``[N]``
+Every model takes a ``torch_geometric.data.Batch`` of :func:`ncc.graph.to_pyg` outputs (``x`` long ``[N]``
 feature ids, ``edge_index`` long ``[2, E]``, ``edge_flow`` long ``[E]`` with 0 control, 1 data, 2 call,
 ``edge_position`` long ``[E]``, ``node_type`` long ``[N]``, ``batch`` long ``[N]`` and, for models built
-with ``aux_dim > 0``, ``aux`` float ``[B, aux_dim]``) and returns logits, ``[B, C]`` for
+with ``aux_dim > 0``, ``aux`` float ``[B, aux_dim]``; with ``selector=True``, ``selector`` long ``[N]``)
+and returns logits, ``[B, C]`` for
 ``readout="graph"`` and ``[N, C]`` for ``readout="node"``. Models never read or write files.
 
-    >>> from ncc.models import build_model, graph_to_data
+    >>> from ncc.graph import to_pyg
+    >>> from ncc.models import build_model
     >>> model = build_model("ggnn", vocab_size=len(vocabulary), num_classes=104)
-    >>> logits = model(Batch.from_data_list([graph_to_data(g, vocabulary.transform(g)) for g in graphs]))
+    >>> logits = model(Batch.from_data_list([to_pyg(g, vocabulary) for g in graphs]))
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 from ncc.models.common import from_config
-from ncc.models.data import graph_to_data
 from ncc.models.gine import RelationalGINE
 from ncc.models.ggnn import GGNN
 from ncc.models.lstm import Inst2vecLSTM
@@ -36,4 +37,4 @@ def build_model(name: str, **kwargs: Any):
     return from_config(MODELS[name], kwargs)
 
 
-__all__ = ["MODELS", "build_model", "graph_to_data", "GGNN", "Inst2vecLSTM", "RelationalGINE"]
+__all__ = ["MODELS", "build_model", "GGNN", "Inst2vecLSTM", "RelationalGINE"]

@@ -6,6 +6,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing, global_add_pool, global_mean_pool
 
 from ncc.models.common import (NUM_EDGE_TYPES, READOUTS, NodeEmbedding, aux_input, bidirectional_edges,
                                check_choice, check_int, check_probability, from_config, graph_index,
@@ -13,6 +14,55 @@ from ncc.models.common import (NUM_EDGE_TYPES, READOUTS, NodeEmbedding, aux_inpu
 
 AGGREGATIONS = ("mean", "sum")
 POOLINGS = ("sum", "mean")
+
+
+class GGNNConv(MessagePassing):
+    r"""One message-passing step of ProGraML's GGNN over typed, position-gated edges.
+
+    ProGraML (Cummins et al., ICML 2021, https://arxiv.org/abs/2003.10536), after Li et al.'s gated
+    graph sequence networks (ICLR 2016, https://arxiv.org/abs/1511.05493). The incoming message of
+    node ``v`` is
+
+    .. math::
+        m_v = \operatorname{AGG}_{u \to v} \; (W_{t(u,v)} h_u + b_{t(u,v)}) \odot g_{uv}
+
+    with ``AGG`` the mean or the sum over ``v``'s incoming edges, ``t(u, v)`` the edge type and ``g_uv``
+    an optional per-edge gate (GGNN: ``2 sigmoid(P PE(position))``). The layer holds no weights: the
+    per-type transforms ``W_t h_u + b_t`` of every node arrive precomputed as ``x`` (one ``[N, T * H]``
+    matmul per step instead of one per edge), so the GGNN keeps its parameters, and their
+    ``state_dict`` names, where they always were. Messages are gathered with ``index_select`` on the
+    ``[N * T, H]`` view of ``x`` (row ``source * T + type``) and aggregated in float32 (PyG's ``"sum"``
+    or ``"mean"`` aggregation, a ``scatter_add_`` on the targets), whatever the autocast dtype.
+
+    Args:
+        aggr: ``"mean"`` or ``"sum"`` of incoming messages.
+        num_edge_types: ``T``, the edge types ``x`` holds a transform for (GGNN: 6).
+
+    Shapes:
+        input: ``x`` float ``[N, T * H]``, ``edge_index`` long ``[2, E]`` (source, target),
+        ``edge_type`` long ``[E]`` in ``[0, T)``, ``gate`` float ``[E, H]`` or None;
+        output: float32 ``[N, H]``.
+    """
+
+    def __init__(self, aggr: str = "mean", num_edge_types: int = NUM_EDGE_TYPES):
+        super().__init__(aggr=check_choice("aggr", aggr, AGGREGATIONS), node_dim=0)
+        self.num_edge_types = check_int("num_edge_types", num_edge_types)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, gate: Tensor | None = None) -> Tensor:
+        n = x.shape[0]
+        if x.ndim != 2 or x.shape[1] % self.num_edge_types:
+            raise ValueError(f"x must be [N, {self.num_edge_types} * H], got {tuple(x.shape)}")
+        typed = x.reshape(n * self.num_edge_types, x.shape[1] // self.num_edge_types)
+        return self.propagate(edge_index, typed=typed, edge_type=edge_type, gate=gate, size=(n, n))
+
+    def message(self, typed: Tensor, edge_index_j: Tensor, edge_type: Tensor, gate: Tensor | None) -> Tensor:
+        message = typed.index_select(0, edge_index_j * self.num_edge_types + edge_type)
+        if gate is not None:
+            message = message * gate
+        return message.float()
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(aggr={self.aggr!r}, num_edge_types={self.num_edge_types})"
 
 
 class GGNN(nn.Module):
@@ -32,16 +82,19 @@ class GGNN(nn.Module):
        edge position (successor index for control, operand index for data) and ``P`` a learned map, so
        the gate is 1 on average at initialisation and lets the model tell operands and branch
        targets apart. Messages into a node are averaged (``aggregation="mean"``) or summed.
+       Each step is a :class:`GGNNConv`, a PyG ``MessagePassing`` layer (one per layer group, in
+       ``convs``), so PyG's tooling (explainers, ``torch.compile``) sees the message passing.
     3. Update: ``h_{t+1} = GRU(m_t, h_t)``, for ``T`` steps in layer groups: ``steps="2,2,2,2"`` runs
        four groups of two steps, each group with its own message and GRU weights shared by its steps
        (ProGraML's devmap variant); ``steps=6`` is one group of six shared steps. Data-flow analyses
        whose answers lie many hops away need more steps (e.g. ``steps=30``).
     4. Readout, ProGraML's gated form: per node ``r_v = sigmoid(f([h_T, h_0])) * g(h_T)`` with linear
        ``f, g`` to ``num_classes``; node-level logits are ``r_v``, graph-level logits the sum of
-       ``r_v`` over each graph's nodes (ProGraML) or their mean (``pooling="mean"``). Summed over
-       hundreds of nodes the logits start large (a POJ-104 loss near 20 where chance is ln 20 = 3.0 on 20
-       classes) and the first epochs are spent bringing them down; the mean starts at chance but learns
-       more slowly (20 POJ-104 classes, 30 epochs: 86.1 % test accuracy summed, 71.8 % averaged).
+       ``r_v`` over each graph's nodes (ProGraML, PyG's ``global_add_pool``) or their mean
+       (``pooling="mean"``, ``global_mean_pool``). Summed over hundreds of nodes the logits start large
+       (a POJ-104 loss near 20 where chance is ln 20 = 3.0 on 20 classes) and the first epochs are spent
+       bringing them down; the mean starts at chance but learns more slowly (20 POJ-104 classes, 30
+       epochs: 86.1 % test accuracy summed, 71.8 % averaged).
        With auxiliary graph inputs (devmap's transfer size and work-group size, ``aux_dim=2``) the
        pooled readout is concatenated with them, batch-normalised and passed through
        ``Linear(aux_hidden) - ReLU - Dropout - Linear(num_classes)``.
@@ -103,6 +156,7 @@ class GGNN(nn.Module):
         self.messages = nn.ModuleList(nn.Linear(h, NUM_EDGE_TYPES * h) for _ in range(groups))
         self.gates = nn.ModuleList(nn.Linear(h, h) for _ in range(groups)) if self.position_gating else None
         self.updates = nn.ModuleList(nn.GRUCell(h, h) for _ in range(groups))
+        self.convs = nn.ModuleList(GGNNConv(self.aggregation) for _ in range(groups))  # no parameters
         self.register_buffer("position_table", sinusoidal_encoding(self.max_position, h), persistent=False)
         self.state_dropout = nn.Dropout(dropout)
         self.output_dropout = nn.Dropout(output_dropout)
@@ -123,15 +177,10 @@ class GGNN(nn.Module):
 
     def node_states(self, batch: Any) -> tuple[Tensor, Tensor]:
         """``(h_0, h_T)``: node states after embedding and after message passing, each ``[N, hidden]``."""
-        x = batch.x
-        n = x.shape[0]
-        h0 = self.input_map(self.embedding(x, getattr(batch, "selector", None)))
+        h0 = self.input_map(self.embedding(batch.x, getattr(batch, "selector", None)))
         source, target, edge_type, position = bidirectional_edges(batch.edge_index, batch.edge_flow,
                                                                   batch.edge_position)
-        # Row of each message in the [N * 6, hidden] view of the per-type transforms.
-        rows = source * NUM_EDGE_TYPES + edge_type
-        if self.aggregation == "mean":
-            degree = torch.bincount(target, minlength=n).clamp_(min=1).to(torch.float32).unsqueeze(1)
+        edge_index = torch.stack([source, target])
         position = position.clamp(0, self.max_position - 1)
         if self.position_gating and position.numel():
             used, position = torch.unique(position, return_inverse=True)
@@ -142,14 +191,7 @@ class GGNN(nn.Module):
             if self.position_gating and position.numel():
                 gate = (2 * torch.sigmoid(self.gates[group](encodings))).index_select(0, position)
             for _ in range(repeats):
-                transformed = self.messages[group](h).reshape(n * NUM_EDGE_TYPES, self.hidden_size)
-                message = transformed.index_select(0, rows)
-                if gate is not None:
-                    message = message * gate
-                incoming = torch.zeros(n, self.hidden_size, dtype=torch.float32, device=x.device)
-                incoming.index_add_(0, target, message.float())
-                if self.aggregation == "mean":
-                    incoming = incoming / degree
+                incoming = self.convs[group](self.messages[group](h), edge_index, edge_type, gate)
                 h = self.state_dropout(self.updates[group](incoming.to(h.dtype), h))
         return h0, h
 
@@ -160,10 +202,8 @@ class GGNN(nn.Module):
         if self.readout == "node":
             return nodewise
         index, num_graphs = graph_index(batch, h.shape[0], h.device)
-        graph = torch.zeros(num_graphs, self.num_classes, dtype=torch.float32, device=h.device)
-        graph.index_add_(0, index, nodewise.float())
-        if self.pooling == "mean":
-            graph = graph / torch.bincount(index, minlength=num_graphs).clamp_(min=1).unsqueeze(1)
+        pool = global_mean_pool if self.pooling == "mean" else global_add_pool
+        graph = pool(nodewise.float(), index, num_graphs)
         if self.aux_head is None:
             return graph
         return self.aux_head(torch.cat([graph, aux_input(batch, self.aux_dim, num_graphs).to(graph.device)], dim=-1))

@@ -1,9 +1,9 @@
 """Algorithm classification on POJ-104 (Mou et al., AAAI 2016; NCC's and ProGraML's ``classifyapp``).
 
 Data: ``poj104/poj104_codexglue.tar.gz`` and ``poj104/manifest.csv.gz`` under ``$NCC_DATA`` (52,000
-student C/C++ programs, 104 classes of 500; see that folder's SOURCE.md). Where they are absent, they are
-rebuilt from the public origin (:data:`ORIGIN`, the GitHub repository SOURCE.md names) and kept only if the
-programs match :data:`CONTENT_SHA256`. The archive is unpacked once into ncc's cache. Programs are compiled
+student C/C++ programs, 104 classes of 500; see ``datasets/poj104/README.md``). Where they are absent, they are rebuilt from
+the public origin (:data:`ORIGIN`, pinned in ``datasets/poj104/pins.json``) and kept only if the programs
+match :data:`CONTENT_SHA256`. The archive is unpacked once into ncc's cache. Programs are compiled
 with the ``poj104`` dialect (NCC's prelude header, ``void main`` rewritten) through the batch compiler's IR
 cache: parallel, resumable (a killed run keeps every finished compile) and free the second time. Programs
 that do not compile are left out of every split and listed, with clang's reason, in
@@ -50,15 +50,16 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ncc.download import pins
 from ncc.errors import DatasetError, NccError
 from ncc.fileio import atomic_write, extract_members
 from ncc.paths import cache_home, data_home
-from ncc.tasks.config import ConfigError
-from ncc.tasks.task import Task, TaskData
+from ncc.training.config import ConfigError
+from ncc.training.task import SupervisedTask, TableRequest, TableResult, TaskData
 
 if TYPE_CHECKING:  # pragma: no cover
     from ncc.graph import ProgramGraph
-    from ncc.tasks.config import TrainConfig
+    from ncc.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -108,12 +109,12 @@ class Program:
     sha1: str
 
 
+_PINS = pins("poj104")
 #: The public origin: GitHub's archive of guilhermeivo/dataset-poj-104 at the commit SOURCE.md names.
-ORIGIN = ("https://codeload.github.com/guilhermeivo/dataset-poj-104/tar.gz/"
-          "28790c701b1d595ad61665c95752581a751da1f0")
+ORIGIN = _PINS["origin"]
 #: sha256 of the 52,000 lines ``<label>/<n>.cpp <sha1 of the file>\n`` in (label, n) order: what a rebuild from
 #: the origin must give (GitHub's archives are not byte-stable, so their contents are pinned instead).
-CONTENT_SHA256 = "ea5cc62d8a1e9a6e2d18296403e044b50dd1f2b3675291dd6ad89f62d80c749b"
+CONTENT_SHA256 = _PINS["content_sha256"]
 _DATA_FILES = ("manifest.csv.gz", "poj104_codexglue.tar.gz")
 
 
@@ -478,7 +479,7 @@ class _CompiledSplit:
         return self._graphs
 
     def examples(self) -> Iterator:
-        from ncc.tasks.datasets import Example
+        from ncc.training.datasets import Example
 
         self.graphs()
         for (program, level, _), graph in zip(self.items, self._built):
@@ -513,7 +514,7 @@ class ModuleStatementIds:
         return self.embeddings.ids_for_graph(graph, statements)
 
     def digest(self) -> str:
-        from ncc.tasks.opencl import embeddings_digest
+        from ncc.embeddings.encoders import embeddings_digest
 
         return embeddings_digest(self.embeddings)
 
@@ -554,7 +555,7 @@ class ClassifyappOptions:
         return [level.strip() for level in self.opt_levels.split(",") if level.strip()]
 
 
-class ClassifyappTask(Task):
+class ClassifyappTask(SupervisedTask):
     """104-way classification of POJ-104 programs; see the module docstring."""
 
     name = "classifyapp"
@@ -563,6 +564,33 @@ class ClassifyappTask(Task):
     level = "graph"
     metric_names = ("accuracy", "f1", "loss")
     monitor = "accuracy"
+    rows = MODELS
+    fast_rows = ("bag", "ggnn")
+    protocols = PROTOCOLS
+    table_options = ("classes",)
+
+    def reproduce(self, output: Path, request: TableRequest) -> TableResult:
+        """The POJ-104 table (:func:`reproduce_classifyapp`) of the requested rows, under one protocol.
+
+        Raises:
+            NccError: more than one protocol, folds, or a system clang (the programs compile with ncc's
+                default toolchain or ``$NCC_CLANG``).
+        """
+        self.check_request(request)
+        if len(request.protocols) > 1:
+            raise NccError(f"classifyapp takes one protocol of {', '.join(PROTOCOLS)}")
+        if request.folds is not None:
+            raise NccError("classifyapp has one split, no folds")
+        if request.clang:
+            raise NccError("classifyapp compiles with the default toolchain (or $NCC_CLANG), not --clang")
+        rows = reproduce_classifyapp(output, request.rows or self.fast_rows,
+                                     request.protocols[0] if request.protocols else "quick", request.seeds,
+                                     request.options.get("classes", CLASSES),
+                                     settings={"epochs": request.epochs} if request.epochs else None,
+                                     workers=request.workers, progress=request.progress)
+        notes = [f"programs compiled: {rows[0]['programs']}; the others are listed with clang's reason in "
+                 f"{output / 'compile-failures.csv'}"]
+        return TableResult(rows, output / "classifyapp.md", output / "classifyapp.csv", notes)
 
     def compiled(self, options: ClassifyappOptions, workers: int | None = None, progress: bool = True,
                  clang: Any = None) -> CompiledPrograms:
@@ -582,7 +610,7 @@ class ClassifyappTask(Task):
         embedding table (``TaskData.pretrained``).
         """
         from ncc.embeddings.node_vocabulary import NodeVocabulary
-        from ncc.tasks.datasets import ProgramGraphDataset
+        from ncc.training.datasets import ProgramGraphDataset
 
         options = self.check_options(config.task_options)
         workers = None  # compile and build graphs on every CPU (config.data.workers is the DataLoader's)
@@ -698,7 +726,7 @@ def bag_of_nodes(data: TaskData, seed: int = 0) -> dict[str, dict[str, float]]:
 
 def run_folder(output: str | Path, protocol: str, model: str, seed: int, settings: dict) -> Path:
     """``<output>/<protocol>/<model>-seed<k>-<settings digest>``."""
-    from ncc.tasks.opencl import run_name
+    from ncc.training.crossval import run_name
 
     return Path(output) / protocol / run_name(model, seed, settings)
 
@@ -711,8 +739,8 @@ def row_settings(model: str, protocol: str, settings: dict | None = None) -> dic
 def train_row(model: str, seed: int, output: str | Path, protocol: str = "quick", classes: int = CLASSES,
               opt_levels: str = "0", settings: dict | None = None, progress: bool = True) -> dict:
     """Train (or find finished) one neural row and return its report; an interrupted run resumes."""
-    from ncc.tasks import training
-    from ncc.tasks.config import load_config
+    from ncc.training import trainer as training
+    from ncc.training.config import load_config
 
     merged = row_settings(model, protocol, settings)
     task_options = {"task.protocol": protocol, "task.classes": classes, "task.opt_levels": opt_levels}
@@ -728,10 +756,10 @@ def train_row(model: str, seed: int, output: str | Path, protocol: str = "quick"
 
 def split_outputs(run: str | Path, split: str = "test", features: bool = False,
                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """A finished run's logits (or graph representations, see :func:`ncc.tasks.training.predict`) on a split,
+    """A finished run's logits (or graph representations, see :func:`ncc.training.trainer.predict`) on a split,
     and the split's labels (0-based)."""
-    from ncc.tasks import training
-    from ncc.tasks.config import TrainConfig
+    from ncc.training import trainer as training
+    from ncc.training.config import TrainConfig
 
     payload = training.load_checkpoint(Path(run) / training.BEST_FILE)
     config = TrainConfig.from_dict(payload["config"])
@@ -751,9 +779,8 @@ def reproduce_classifyapp(output: str | Path, models: Sequence[str] = ("bag", "g
     the programs that compiled, the training time and (not in the files) ``runs``, the run folders of the
     neural rows; the published figures follow as rows of their own.
     """
-    from ncc.tasks import get_task
-    from ncc.tasks.config import load_config
-    from ncc.tasks.opencl import write_table
+    from ncc.training.config import load_config
+    from ncc.training.crossval import write_table
 
     for name in models:
         if name not in MODELS:
@@ -761,7 +788,7 @@ def reproduce_classifyapp(output: str | Path, models: Sequence[str] = ("bag", "g
     if protocol not in PROTOCOLS:
         raise NccError(f"unknown classifyapp protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     output = Path(output)
-    task = get_task("classifyapp")
+    task = ClassifyappTask()
     options = {"task.protocol": protocol, "task.classes": classes, "task.opt_levels": opt_levels}
     compiled = task.compiled(task.check_options({k[5:]: v for k, v in options.items()}), workers, progress)
     compiled.write_failures(output / "compile-failures.csv")

@@ -1,8 +1,9 @@
 """Heterogeneous device mapping (Grewe et al., CGO 2013; DeepTune, PACT 2017; NCC; ProGraML): CPU or GPU?
 
 Data: ``devmap/cgo17-{amd,nvidia}.csv`` (680 rows per platform: 256 OpenCL kernels of 7 suites, each
-with one or more input sizes), read from ``$NCC_DATA`` or downloaded from DeepTune's repository with a
-pinned sha256. The label of a row is the faster device (``oracle``); the auxiliary inputs are the
+with one or more input sizes), read from ``$NCC_DATA`` or downloaded from DeepTune's repository with the
+sha256 pinned in ``datasets/devmap/`` (its README says what the data set is and how it was checked).
+The label of a row is the faster device (``oracle``); the auxiliary inputs are the
 ``transfer`` size and the work-group size ``wgsize``.
 
 Kernels become program graphs through ncc's frontend (``source="original"``: the original sources in
@@ -53,12 +54,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ncc.download import DataFile, fetch
+from ncc.download import fetch, pinned
 from ncc.errors import DatasetError, NccError
 from ncc.fileio import extract_members
 from ncc.paths import cache_home, data_home
-from ncc.tasks.config import ConfigError
-from ncc.tasks.task import Task, TaskData
+from ncc.training.config import ConfigError
+from ncc.training.crossval import neural_rows
+from ncc.training.task import TableRequest, TableResult, Task
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +76,7 @@ TRANSFERS = ("published", "merged")
 SEED = 204
 FEATURE_COLUMNS = ("comp", "rational", "mem", "localmem", "coalesced", "atomic")
 
-_ORIGIN = "https://raw.githubusercontent.com/ChrisCummins/paper-end2end-dl/df6fa690cbf18bdcab23f26c5832f36884f037b5"
-DATA_FILES = {
-    "amd": DataFile("devmap/cgo17-amd.csv", f"{_ORIGIN}/data/case-study-a/cgo17-amd.csv",
-                    "0076271192aa9a0a7c21aa9a637e34cd4460f8e21e756215dd23ffb2ae62dc62"),
-    "nvidia": DataFile("devmap/cgo17-nvidia.csv", f"{_ORIGIN}/data/case-study-a/cgo17-nvidia.csv",
-                       "095c1ccef333e0a65e0e70b3ebde0aef851b61528ec46496a5d1687905abd099"),
-}
+DATA_FILES = {platform: pinned("devmap", f"devmap/cgo17-{platform}.csv") for platform in PLATFORMS}
 
 #: Published accuracy (%) and speedup per platform, with where and how each was measured.
 PUBLISHED = {
@@ -297,7 +293,7 @@ def devmap_modules(table: DevmapTable, source: str = "original", opt_level: int 
         workers, clang, progress: as for :func:`ncc.frontend.compile_batch`.
     """
     from ncc.frontend.kernel_defines import devmap_kernel_flags, devmap_source_fix
-    from ncc.tasks.opencl import KernelSource, kernel_modules
+    from ncc.frontend.kernels import KernelSource, kernel_modules
 
     if source not in SOURCES:
         raise NccError(f"unknown devmap source {source!r}; choose one of {', '.join(SOURCES)}")
@@ -376,7 +372,7 @@ class DevmapExperiment:
         Raises:
             DatasetError: a kernel failed to compile (each is named, with its reason).
         """
-        from ncc.tasks.opencl import unique_graphs
+        from ncc.graph.features import unique_graphs
 
         table = load_devmap(platform, transfer=transfer)
         modules, failures = devmap_modules(table, source, opt_level, workers, clang, progress)
@@ -413,19 +409,34 @@ class DevmapExperiment:
         return train[fit], train[val]
 
     def code_summaries(self) -> tuple[np.ndarray, np.ndarray]:
-        """The graph summary and the loop summary of every row (see :mod:`ncc.tasks.opencl`), once, cached."""
-        from ncc.tasks.opencl import graph_summary, loop_summary
+        """The graph summary and the loop summary of every row (see :mod:`ncc.graph.features`), once, cached."""
+        from ncc.graph.features import graph_summary, loop_summary
 
         if self._code_summaries is None:
             self._code_summaries = graph_summary(self.graphs), loop_summary(self.graphs)
         return self._code_summaries
 
+    def neural_fold(self, model: str, train: np.ndarray, test: np.ndarray, protocol: str, seed: int,
+                    folder: Path) -> np.ndarray:
+        """One fold of a neural row: validation rows from the training rows, aux inputs, two classes."""
+        from ncc.training.crossval import neural_fold
+
+        fit, val = self.validation_split(train, protocol, seed)
+        kwargs = dict(self.model_kwargs.get(model, {}))
+        if model == "lstm":
+            # A CPU LSTM steps through the longest sequence of a batch: the first 256 statements keep
+            # an epoch within minutes (the median kernel has ~80).
+            kwargs.setdefault("max_length", 256)
+        return neural_fold(model, self, fit, val, test, self.table.label, self.aux_log(), self.table.benchmark,
+                           num_classes=2, task="devmap", batch_size=32, seed=seed, folder=folder,
+                           model_kwargs=kwargs, epochs=self.epochs_for(model))
+
     def embeddings(self):
         """inst2vec embeddings trained (without labels) on this platform's kernels, once, cached."""
-        from ncc.tasks.opencl import kernel_embeddings
+        from ncc.embeddings.encoders import module_embeddings
 
         if self._embeddings is None:
-            self._embeddings = kernel_embeddings(self.modules, self.output / f"inst2vec-{self.source}", self.progress)
+            self._embeddings = module_embeddings(self.modules, self.output / f"inst2vec-{self.source}", self.progress)
         return self._embeddings
 
 
@@ -437,7 +448,7 @@ def _static(experiment: DevmapExperiment, train, test, protocol, seed, folder) -
 
 
 def _gpu_probability(features: np.ndarray, experiment: DevmapExperiment, train, test, seed) -> np.ndarray:
-    from ncc.tasks.opencl import gradient_boosting
+    from ncc.training.crossval import gradient_boosting
 
     model = gradient_boosting(seed).fit(features[train], experiment.table.label[train])
     return model.predict_proba(features[test])[:, 1]
@@ -466,7 +477,7 @@ def _grewe(experiment: DevmapExperiment, train, test, protocol, seed, folder) ->
 
 
 def _graph_counts(experiment: DevmapExperiment, train) -> np.ndarray:
-    from ncc.tasks.opencl import GraphFeatures
+    from ncc.graph.features import GraphFeatures
 
     columns = GraphFeatures().fit(experiment.graphs[i] for i in train)
     return np.concatenate([columns.transform(experiment.graphs), experiment.table.aux], axis=1)
@@ -529,23 +540,6 @@ def _graph_ensemble(experiment: DevmapExperiment, train, test, protocol, seed, f
     return (_blend(_tree_probabilities(experiment, code, train, test, seed), *choice) > 0.5).astype(np.int64)
 
 
-def _neural(name: str) -> Predictor:
-    def predict(experiment: DevmapExperiment, train, test, protocol, seed, folder) -> np.ndarray:
-        from ncc.tasks.opencl import neural_fold
-
-        fit, val = experiment.validation_split(train, protocol, seed)
-        kwargs = dict(experiment.model_kwargs.get(name, {}))
-        if name == "lstm":
-            # A CPU LSTM steps through the longest sequence of a batch: the first 256 statements keep
-            # an epoch within minutes (the median kernel has ~80).
-            kwargs.setdefault("max_length", 256)
-        return neural_fold(name, experiment, fit, val, test, experiment.table.label, experiment.aux_log(),
-                           experiment.table.benchmark, num_classes=2, task="devmap", batch_size=32, seed=seed,
-                           folder=folder, model_kwargs=kwargs, epochs=experiment.epochs_for(name))
-
-    return predict
-
-
 #: Row name -> (what it reads, predictor).
 MODELS: dict[str, tuple[str, Predictor]] = {
     "static": ("nothing", _static),
@@ -554,9 +548,8 @@ MODELS: dict[str, tuple[str, Predictor]] = {
     "grewe": ("Grewe et al.'s 4 features", _grewe),
     "graph-gbt": ("graph counts + aux", _graph_gbt),
     "ncc-trees": ("aux; graph (and loop) summary + aux; graph counts + aux; blended", _graph_ensemble),
-    "lstm": ("inst2vec statements + aux", _neural("lstm")),
-    "ggnn": ("program graph + aux", _neural("ggnn")),
-    "rgine": ("program graph + aux", _neural("rgine")),
+    **neural_rows({"lstm": "inst2vec statements + aux", "ggnn": "program graph + aux",
+                   "rgine": "program graph + aux"}),
 }
 FAST_MODELS = ("static", "aux", "random", "grewe", "graph-gbt", "ncc-trees")
 #: A neural row's training epochs unless a run sets them. The GGNN's validation accuracy still climbs
@@ -574,7 +567,7 @@ def cross_validate(experiment: DevmapExperiment, model: str, protocol: str, seed
     Finished folds are kept in ``<output>/<protocol>/<platform>/<model>-seed<k>-<settings digest>/fold-<i>.npy``
     and reused by a run with the same settings.
     """
-    from ncc.tasks.opencl import out_of_fold, run_name
+    from ncc.training.crossval import out_of_fold, run_name
 
     if model not in MODELS:
         raise NccError(f"unknown devmap model {model!r}; choose one of {', '.join(MODELS)}")
@@ -601,7 +594,7 @@ def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS,
     Args:
         models: the rows (default: :data:`FAST_MODELS`, those that finish on a CPU in minutes, as the CLI's).
         workers: compile processes, and with more than one, the runs are spread over that many
-            processes (see :func:`ncc.tasks.opencl.run_in_processes`); the table is the same.
+            processes (see :func:`ncc.training.crossval.run_in_processes`); the table is the same.
         transfer: ``published`` or ``merged`` transfer sizes (:func:`merge_transfer`).
 
     Returns:
@@ -610,7 +603,7 @@ def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS,
     """
     from tqdm import tqdm
 
-    from ncc.tasks.opencl import NEURAL_MODELS, run_in_processes, write_table
+    from ncc.training.crossval import NEURAL_MODELS, run_in_processes, write_table
 
     output = Path(output)
     for name in models:
@@ -711,7 +704,8 @@ class DevmapOptions:
 
 
 class DevmapTask(Task):
-    """CPU-or-GPU classification of OpenCL kernels; ``ncc train devmap`` runs the folds of one platform."""
+    """CPU-or-GPU classification of OpenCL kernels: ``ncc train devmap`` runs the folds of one platform,
+    ``ncc reproduce devmap`` the table."""
 
     name = "devmap"
     description = "heterogeneous device mapping (CPU or GPU), 10-fold cross-validation"
@@ -719,18 +713,19 @@ class DevmapTask(Task):
     level = "graph"
     metric_names = ("accuracy", "f1", "loss")
     monitor = "accuracy"
+    rows = {name: reads for name, (reads, _) in MODELS.items()}
+    fast_rows = FAST_MODELS
+    platforms = PLATFORMS
+    protocols = PROTOCOLS
+    table_options = ("source", "transfer")
 
-    def prepare(self, config, progress: bool = True, encoder: Any = None) -> TaskData:
-        """Not used: devmap trains fold by fold through :meth:`run` (the trainer gets each fold's data)."""
-        raise NccError("devmap trains fold by fold: use ncc train devmap (or ncc.tasks.devmap.cross_validate)")
-
-    def run(self, config) -> dict:
+    def train(self, config) -> dict:
         """Cross-validate ``config.model.name`` on the configured platform, protocol and folds.
 
         Returns:
-            ``{"accuracy", "speedup", "folds", "output"}``.
+            ``{"accuracy", "speedup", "rows", "output"}``.
         """
-        from ncc.tasks.opencl import fold_settings
+        from ncc.training.crossval import fold_settings
 
         options = self.check_options(config.task_options)
         settings = fold_settings(config, "devmap", MODELS)
@@ -744,3 +739,16 @@ class DevmapTask(Task):
         rows = np.flatnonzero(predictions >= 0)
         score = devmap_score(experiment.table, rows, predictions[rows])
         return {**score, "rows": int(len(rows)), "output": str(output)}
+
+    def reproduce(self, output: Path, request: TableRequest) -> TableResult:
+        """The device-mapping table (:func:`reproduce_devmap`) of the requested rows, protocols and platforms."""
+        self.check_request(request)
+        transfer = request.options.get("transfer", "published")
+        rows = reproduce_devmap(output, models=request.rows or FAST_MODELS, protocols=request.protocols or PROTOCOLS,
+                                platforms=request.platforms or PLATFORMS, seeds=request.seeds,
+                                source=request.options.get("source", "original"), epochs=request.epochs,
+                                folds=request.folds, workers=request.workers, clang=request.clang,
+                                progress=request.progress, transfer=transfer)
+        notes = ["transfer sizes as published: a few hundred bytes tell the GPU rows of NPB's BT, LU and SP from "
+                 "their CPU rows; --transfer merged removes that"] if transfer == "published" else []
+        return TableResult(rows, output / "devmap.md", output / "devmap.csv", notes)

@@ -2,7 +2,8 @@
 
 Data: ``threadcoarsening/pact-2014-{oracles,runtimes}.csv`` (17 kernels; run times on 4 GPUs at the
 coarsening factors 1, 2, 4, 8, 16, 32, 4-6 factors measured per kernel, 89 (kernel, factor) rows), read
-from ``$NCC_DATA`` or downloaded from DeepTune's repository with a pinned sha256. Platforms, by the CSV's
+from ``$NCC_DATA`` or downloaded from DeepTune's repository with the sha256 pinned in
+``datasets/threadcoarsening/`` (its README says what the data set is and how it was checked). Platforms, by the CSV's
 names: ``cypress`` (AMD Radeon HD 5900), ``tahiti`` (AMD Tahiti 7970), ``fermi`` (NVIDIA GTX 480) and
 ``kepler`` (NVIDIA Tesla K20c).
 
@@ -56,11 +57,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ncc.download import DataFile, fetch
+from ncc.download import fetch, pinned
 from ncc.errors import DatasetError, NccError
 from ncc.paths import cache_home, data_home
-from ncc.tasks.config import ConfigError
-from ncc.tasks.task import Task, TaskData
+from ncc.training.config import ConfigError
+from ncc.training.crossval import neural_rows
+from ncc.training.task import TableRequest, TableResult, Task
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +77,8 @@ PCA_COLUMNS = tuple(f"PCA{i}" for i in range(1, 8))
 SEED = 204
 NUM_KERNELS = 17
 
-_ORIGIN = "https://raw.githubusercontent.com/ChrisCummins/paper-end2end-dl/df6fa690cbf18bdcab23f26c5832f36884f037b5"
-DATA_FILES = {
-    "oracles": DataFile("threadcoarsening/pact-2014-oracles.csv", f"{_ORIGIN}/data/case-study-b/pact-2014-oracles.csv",
-                        "34f3ed943494bee8a030c5f8877ebcaa3d39a679154307f841e8c54e113005c1"),
-    "runtimes": DataFile("threadcoarsening/pact-2014-runtimes.csv",
-                         f"{_ORIGIN}/data/case-study-b/pact-2014-runtimes.csv",
-                         "a939931e48a98fab3bf2a76079e9233f16045be39b3046288a228de88329ecaf"),
-}
+DATA_FILES = {name: pinned("threadcoarsening", f"threadcoarsening/pact-2014-{name}.csv")
+              for name in ("oracles", "runtimes")}
 
 #: Published speedup per platform, with where it was published. ``lstm`` is NCC's inst2vec model.
 PUBLISHED = {
@@ -243,7 +239,7 @@ def coarsening_modules(table: CoarseningTable, source: str = "original", opt_lev
         workers, clang, progress: as for :func:`ncc.frontend.compile_batch`.
     """
     from ncc.frontend.kernel_defines import threadcoarsening_kernel_flags
-    from ncc.tasks.opencl import KernelSource, kernel_modules
+    from ncc.frontend.kernels import KernelSource, kernel_modules
 
     if source not in SOURCES:
         raise NccError(f"unknown threadcoarsening source {source!r}; choose one of {', '.join(SOURCES)}")
@@ -325,7 +321,7 @@ class CoarseningExperiment:
         if failures:
             listed = "; ".join(f"{key}: {reason}" for key, reason in sorted(failures.items())[:5])
             raise DatasetError(f"{len(failures)} thread-coarsening kernels did not compile ({listed})")
-        from ncc.tasks.opencl import unique_graphs
+        from ncc.graph.features import unique_graphs
 
         return cls(table, unique_graphs(modules), modules, Path(output), source=source, progress=progress,
                    **kwargs)
@@ -340,12 +336,22 @@ class CoarseningExperiment:
         val = np.sort(np.random.default_rng([SEED, seed]).choice(train, self.val_kernels, replace=False))
         return np.setdiff1d(train, val), val
 
+    def neural_fold(self, model: str, train: np.ndarray, test: np.ndarray, platform: str, seed: int,
+                    folder: Path) -> np.ndarray:
+        """One fold of a neural row on a platform: no auxiliary inputs, one class per factor."""
+        from ncc.training.crossval import neural_fold
+
+        fit, val = self.validation_split(train, seed)
+        return neural_fold(model, self, fit, val, test, self.table.labels(platform), None, self.table.kernels,
+                           num_classes=len(FACTORS), task="threadcoarsening", batch_size=8, seed=seed,
+                           folder=folder, model_kwargs=self.model_kwargs.get(model, {}))
+
     def embeddings(self):
         """inst2vec embeddings trained (without labels) on the 17 kernels, once, cached."""
-        from ncc.tasks.opencl import kernel_embeddings
+        from ncc.embeddings.encoders import module_embeddings
 
         if self._embeddings is None:
-            self._embeddings = kernel_embeddings(self.modules, self.output / f"inst2vec-{self.source}", self.progress)
+            self._embeddings = module_embeddings(self.modules, self.output / f"inst2vec-{self.source}", self.progress)
         return self._embeddings
 
 
@@ -377,7 +383,8 @@ def _magni(experiment: CoarseningExperiment, train, test, platform, seed, folder
 
 
 def _graph_gbt(experiment: CoarseningExperiment, train, test, platform, seed, folder) -> np.ndarray:
-    from ncc.tasks.opencl import GraphFeatures, gradient_boosting
+    from ncc.graph.features import GraphFeatures
+    from ncc.training.crossval import gradient_boosting
 
     graphs = experiment.graphs
     features = GraphFeatures().fit(graphs[i] for i in train).transform(graphs)
@@ -405,7 +412,7 @@ def _ncc_knn(experiment: CoarseningExperiment, train, test, platform, seed, fold
     log-scaled and standardised on the training kernels) and ``k`` (1-7) are chosen by leave-one-out over
     the training kernels alone, for the best mean speedup there; the held-out kernel takes no part.
     """
-    from ncc.tasks.opencl import GraphFeatures, graph_summary
+    from ncc.graph.features import GraphFeatures, graph_summary
 
     graphs = experiment.graphs
     log_speedups = _log_speedups(experiment.table, platform)
@@ -423,18 +430,6 @@ def _ncc_knn(experiment: CoarseningExperiment, train, test, platform, seed, fold
                      for target in test], dtype=np.int64)
 
 
-def _neural(name: str) -> Predictor:
-    def predict(experiment: CoarseningExperiment, train, test, platform, seed, folder) -> np.ndarray:
-        from ncc.tasks.opencl import neural_fold
-
-        fit, val = experiment.validation_split(train, seed)
-        return neural_fold(name, experiment, fit, val, test, experiment.table.labels(platform), None,
-                           experiment.table.kernels, num_classes=len(FACTORS), task="threadcoarsening",
-                           batch_size=8, seed=seed, folder=folder, model_kwargs=experiment.model_kwargs.get(name, {}))
-
-    return predict
-
-
 #: Row name -> (what it reads, predictor).
 MODELS: dict[str, tuple[str, Predictor]] = {
     "one": ("nothing (never coarsen)", _one),
@@ -442,9 +437,7 @@ MODELS: dict[str, tuple[str, Predictor]] = {
     "magni": ("Magni et al.'s 7 PCA features", _magni),
     "graph-gbt": ("graph counts", _graph_gbt),
     "ncc-knn": ("graph summary or counts, nearest kernels", _ncc_knn),
-    "lstm": ("inst2vec statements", _neural("lstm")),
-    "ggnn": ("program graph", _neural("ggnn")),
-    "rgine": ("program graph", _neural("rgine")),
+    **neural_rows({"lstm": "inst2vec statements", "ggnn": "program graph", "rgine": "program graph"}),
 }
 FAST_MODELS = ("one", "common", "magni", "graph-gbt", "ncc-knn")
 #: A row's revision, part of its fold folder's name, so folds kept by an earlier predictor are not reused.
@@ -461,7 +454,7 @@ def cross_validate(experiment: CoarseningExperiment, model: str, platform: str, 
     Finished folds are kept in ``<output>/<platform>/<model>-seed<k>-<settings digest>/fold-<i>.npy`` and
     reused by a run with the same settings; a neural fold's run folder is ``.../run-<i>``.
     """
-    from ncc.tasks.opencl import out_of_fold, run_name
+    from ncc.training.crossval import out_of_fold, run_name
 
     if model not in MODELS:
         raise NccError(f"unknown threadcoarsening model {model!r}; choose one of {', '.join(MODELS)}")
@@ -489,7 +482,7 @@ def reproduce_threadcoarsening(output: str | Path, models: Sequence[str] = FAST_
     Args:
         models: the rows (default: :data:`FAST_MODELS`, those that finish on a CPU in minutes, as the CLI's).
         workers: compile processes, and with more than one, the runs are spread over that many
-            processes (see :func:`ncc.tasks.opencl.run_in_processes`); the table is the same.
+            processes (see :func:`ncc.training.crossval.run_in_processes`); the table is the same.
         kwargs: further :class:`CoarseningExperiment` fields (``val_kernels``, ``settings``, ...).
 
     Returns:
@@ -498,7 +491,7 @@ def reproduce_threadcoarsening(output: str | Path, models: Sequence[str] = FAST_
     """
     from tqdm import tqdm
 
-    from ncc.tasks.opencl import NEURAL_MODELS, run_in_processes, write_table
+    from ncc.training.crossval import NEURAL_MODELS, run_in_processes, write_table
 
     output = Path(output)
     for name in models:
@@ -595,18 +588,18 @@ class ThreadCoarseningTask(Task):
     metric_names = ("accuracy", "f1", "loss")
     monitor = "accuracy"
 
-    def prepare(self, config, progress: bool = True, encoder: Any = None) -> TaskData:
-        """Not used: thread coarsening trains fold by fold through :meth:`run` (the trainer gets each fold's data)."""
-        raise NccError("threadcoarsening trains fold by fold: use ncc train threadcoarsening "
-                       "(or ncc.tasks.threadcoarsening.cross_validate)")
+    rows = {name: reads for name, (reads, _) in MODELS.items()}
+    fast_rows = FAST_MODELS
+    platforms = PLATFORMS
+    table_options = ("source",)
 
-    def run(self, config) -> dict:
+    def train(self, config) -> dict:
         """Cross-validate ``config.model.name`` on the configured platform and folds.
 
         Returns:
             ``{"speedup", "accuracy", "kernels", "output"}``.
         """
-        from ncc.tasks.opencl import fold_settings
+        from ncc.training.crossval import fold_settings
 
         options = self.check_options(config.task_options)
         settings = fold_settings(config, "threadcoarsening", MODELS)
@@ -621,3 +614,14 @@ class ThreadCoarseningTask(Task):
         rows = np.flatnonzero(predictions >= 0)
         score = coarsening_score(experiment.table, options.platform, rows, predictions[rows])
         return {**score, "kernels": int(len(rows)), "output": str(output)}
+
+    def reproduce(self, output: Path, request: TableRequest) -> TableResult:
+        """The thread-coarsening table (:func:`reproduce_threadcoarsening`) of the requested rows and platforms."""
+        self.check_request(request)
+        epochs = {} if request.epochs is None else {"epochs": request.epochs}
+        rows = reproduce_threadcoarsening(output, models=request.rows or FAST_MODELS,
+                                          platforms=request.platforms or PLATFORMS, seeds=request.seeds,
+                                          source=request.options.get("source", "original"), folds=request.folds,
+                                          workers=request.workers, clang=request.clang, progress=request.progress,
+                                          **epochs)
+        return TableResult(rows, output / "threadcoarsening.md", output / "threadcoarsening.csv")

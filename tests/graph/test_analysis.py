@@ -85,7 +85,7 @@ __kernel void stencil(__global float *a, __global const float *b, __local float 
 def test_loop_summary_of_an_opencl_kernel():
     from ncc.frontend import compile
     from ncc.frontend.ir import drop_unused_kernel_copies
-    from ncc.tasks.opencl import LOOP_SUMMARY_COLUMNS, loop_summary
+    from ncc.graph.features import LOOP_SUMMARY_COLUMNS, loop_summary
 
     graph = build(drop_unused_kernel_copies(compile(KERNEL, language="opencl", opt_level=2)))
     summary = dict(zip(LOOP_SUMMARY_COLUMNS, loop_summary([graph])[0]))
@@ -105,7 +105,7 @@ def test_loop_summary_of_an_opencl_kernel():
 def test_loop_summary_counts_constant_and_private_memory():
     from ncc.frontend import compile
     from ncc.frontend.ir import drop_unused_kernel_copies
-    from ncc.tasks.opencl import LOOP_SUMMARY_COLUMNS, loop_summary
+    from ncc.graph.features import LOOP_SUMMARY_COLUMNS, loop_summary
 
     kernel = """\
 __kernel void scale(__global float *x, __constant float *w, int k) {

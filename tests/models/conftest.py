@@ -36,14 +36,14 @@ def make_batch(graphs, vocabulary):
     """``make_batch(aux_dim=0, node_labels=False)``: a Batch of all graphs with vocabulary features."""
     from torch_geometric.data import Batch
 
-    from ncc.models import graph_to_data
+    from ncc.graph import to_pyg
 
     def make(aux_dim: int = 0, node_labels: bool = False):
         data = []
         for i, graph in enumerate(graphs):
             y = (graph.node_type == 0).astype("int64") if node_labels else i % 2
             aux = [float(i + j) for j in range(aux_dim)] if aux_dim else None
-            data.append(graph_to_data(graph, vocabulary.transform(graph), y=y, aux=aux))
+            data.append(to_pyg(graph, vocabulary, y=y, aux=aux, compact=True))
         return Batch.from_data_list(data)
 
     return make

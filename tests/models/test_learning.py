@@ -7,7 +7,8 @@ import random
 import pytest
 import torch
 
-from ncc.models import MODELS, build_model, graph_to_data
+from ncc.graph import to_pyg
+from ncc.models import MODELS, build_model
 
 OPS = ["+", "-", "*", "^", "&", "|"]
 
@@ -32,8 +33,8 @@ def loop_task():
         graphs.append((build(compile(source + "\n", language="c")), i % 2))
     train, test = graphs[:32], graphs[32:]
     vocabulary = NodeVocabulary().fit(g for g, _ in train)
-    data = [graph_to_data(g, vocabulary.transform(g), y=y) for g, y in train]
-    return vocabulary, data, Batch.from_data_list([graph_to_data(g, vocabulary.transform(g), y=y) for g, y in test])
+    data = [to_pyg(g, vocabulary, y=y) for g, y in train]
+    return vocabulary, data, Batch.from_data_list([to_pyg(g, vocabulary, y=y) for g, y in test])
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -9,7 +9,7 @@ from loops_helpers import LOOPS_OPTIONS
 @pytest.fixture(scope="session")
 def loops_cache(tmp_path_factory):
     """A cache folder holding the compiled loops programs and processed datasets for LOOPS_OPTIONS."""
-    from ncc.tasks import get_task, load_config
+    from ncc.training import get_task, load_config
 
     cache = tmp_path_factory.mktemp("ncc-cache")
     config = load_config(None, {"task": "loops", "data.cache_dir": str(cache), "progress": False,

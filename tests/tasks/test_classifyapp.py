@@ -20,10 +20,10 @@ import pytest
 
 from ncc.cli import main
 from ncc.errors import DatasetError
-from ncc.tasks import get_task, load_config
+from ncc.training import get_task, load_config
 from ncc.tasks import classifyapp
-from ncc.tasks.config import ConfigError
-from ncc.tasks.opencl import NEURAL_MODELS
+from ncc.training.config import ConfigError
+from ncc.training.crossval import NEURAL_MODELS
 
 DATA = Path(os.environ.get("NCC_DATA", "/nonexistent")) / "poj104"
 pytestmark = pytest.mark.skipif(not (DATA / "manifest.csv.gz").is_file(), reason="$NCC_DATA/poj104 not present")
@@ -189,7 +189,7 @@ def test_a_neural_row_trains_once_and_is_reused(prepared, tmp_path):
     assert logits.shape == (len(prepared.splits["test"]), 2) and set(labels.tolist()) == {0, 1}
     features, _ = classifyapp.split_outputs(run, "test", features=True)
     assert features.shape[0] == len(labels) and features.shape[1] > 2  # pooled node states, not logits
-    from ncc.tasks import evaluate
+    from ncc.training import evaluate
 
     outcome = evaluate(Path(run) / "best.pt", progress=False)
     assert outcome["metrics"]["accuracy"] == pytest.approx(report["metrics"]["test"]["accuracy"])
@@ -211,7 +211,7 @@ def test_lstm_reads_inst2vec_statements_trained_on_the_training_split(prepared):
 def test_ggnn_reads_fine_tuned_inst2vec_statements_as_programls_poj104_model(prepared, tmp_path):
     settings = {"epochs": 1, "data.batch_size": 32, "model.hidden_size": 16}  # the row's own features
     report = classifyapp.train_row("ggnn", 0, tmp_path, "quick", classes=2, settings=settings, progress=False)
-    from ncc.tasks.training import load_checkpoint
+    from ncc.training.trainer import load_checkpoint
 
     payload = load_checkpoint(report["config"]["output"])
     encoder = payload["encoder"]
@@ -281,7 +281,7 @@ def test_rebuild_from_the_origin_layout_gives_the_pinned_programs(programs, tmp_
 def _ddp_worker(rank: int, world: int, port: int, output: str, queue) -> None:
     import torch
 
-    from ncc.tasks import train
+    from ncc.training import train
 
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})

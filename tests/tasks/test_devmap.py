@@ -227,7 +227,7 @@ def test_neural_rows_train_their_own_epochs_unless_the_run_sets_them(experiment,
     (default,), (set_by_run,) = ([p.name for p in (tmp_path / e).glob("grouped/amd/ggnn-*")] for e in ("None", "1"))
     assert default != set_by_run
     # ncc train devmap without --epochs trains the table's count, not the trainer's default.
-    from ncc.tasks import get_task, load_config
+    from ncc.training import get_task, load_config
 
     config = load_config(None, {"task": "devmap", "model.name": "ggnn", "task.fold": 3, "device": "cpu",
                                 "output": str(tmp_path / "cli"), "progress": False, "model.steps": 1,
@@ -238,7 +238,7 @@ def test_neural_rows_train_their_own_epochs_unless_the_run_sets_them(experiment,
 
 
 def test_unknown_model_is_a_one_line_config_error():
-    from ncc.tasks import ConfigError, get_task, load_config
+    from ncc.training import ConfigError, get_task, load_config
 
     config = load_config(None, {"task": "devmap", "model.name": "deeptune", "progress": False})
     with pytest.raises(ConfigError, match="devmap has no model 'deeptune'; choose one of static, ") as caught:
@@ -314,7 +314,7 @@ def test_runs_spread_over_processes_give_the_same_table(cache, tmp_path):
 
 def test_run_in_processes_runs_every_call_and_names_the_failures(tmp_path):
     from ncc.errors import NccError
-    from ncc.tasks.opencl import run_in_processes
+    from ncc.training.crossval import run_in_processes
 
     (tmp_path / "file").write_text("")
     calls = [(str(tmp_path / "a"),), (str(tmp_path / "file" / "below"),), (str(tmp_path / "b"),)]

@@ -18,8 +18,6 @@ DATA = Path(os.environ.get("NCC_DATA", "/nonexistent")) / "threadcoarsening"
 pytestmark = pytest.mark.skipif(not (DATA / "pact-2014-runtimes.csv").is_file(),
                                 reason="$NCC_DATA/threadcoarsening not present")
 
-ORACLE = {"cypress": 1.498, "tahiti": 1.404, "fermi": 1.339, "kepler": 1.184}
-
 
 @pytest.fixture(scope="module")
 def table(cache):
@@ -35,16 +33,47 @@ def experiment(cache, tmp_path_factory):
     return CoarseningExperiment.prepare(tmp_path_factory.mktemp("tc-runs"), workers=2, progress=False)
 
 
-def test_table_holds_17_kernels_and_the_oracle_speedups(table):
+def test_table_labels_and_oracle_speedups_match_the_csv_files(table):
+    """Everything recomputed from the two CSVs with the csv module: run times, best factors, oracle speedups."""
+    import csv
+
     from ncc.tasks.threadcoarsening import PLATFORMS
 
-    assert len(table) == 17 and len(set(table.kernels)) == 17
-    assert table.runtime.shape == (17, 4, 6)
-    assert int((~np.isnan(table.pca[:, :, 0])).sum()) == 89  # (kernel, factor) rows
-    missing = np.isnan(table.runtime) & ~np.isnan(table.pca[:, None, :, 0])  # measured row, empty cell
-    assert int(missing.sum()) == 2
-    for platform in PLATFORMS:
-        assert table.oracle_speedup(platform) == pytest.approx(ORACLE[platform], abs=5e-4)
+    with open(DATA / "pact-2014-runtimes.csv", newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    with open(DATA / "pact-2014-oracles.csv", newline="", encoding="utf-8") as stream:
+        oracles = {row["kernel"]: row for row in csv.DictReader(stream)}
+    columns = [c[len("runtime_"):] for c in rows[0] if c.startswith("runtime_")]  # Fermi, Kepler, ...
+    assert sorted(c.lower() for c in columns) == sorted(PLATFORMS)
+    factors = sorted({int(float(row["cf"])) for row in rows})
+    kernels = sorted(oracles)
+    assert table.kernels.tolist() == kernels and sorted({row["kernel"] for row in rows}) == kernels
+    measured = {}  # (kernel, column) -> {factor: run time}, empty cells left out
+    for row in rows:
+        for column in columns:
+            if row[f"runtime_{column}"].strip():
+                measured.setdefault((row["kernel"], column), {})[int(float(row["cf"]))] = \
+                    float(row[f"runtime_{column}"])
+    assert int((~np.isnan(table.pca[:, :, 0])).sum()) == len(rows)  # one (kernel, factor) per CSV row
+    assert int(np.isnan(table.runtime).sum() - np.isnan(table.pca[:, :, 0]).sum() * len(columns)) == \
+        sum(not row[f"runtime_{c}"].strip() for row in rows for c in columns)  # empty cells stay NaN
+    for column in columns:
+        platform = column.lower()
+        runtimes, labels = table.runtimes(platform), table.labels(platform)
+        oracle_speedups = []
+        for k, kernel in enumerate(kernels):
+            times = measured[(kernel, column)]
+            np.testing.assert_array_equal(runtimes[k], [times.get(f, np.nan) for f in factors])
+            best = min(sorted(times), key=times.get)  # the fastest measured factor (smallest on a tie)
+            assert factors[labels[k]] == best, (kernel, platform)
+            assert int(float(oracles[kernel][f"cf_{column}"])) == best, (kernel, platform)
+            assert float(oracles[kernel][f"runtime_{column}"]) == times[best], (kernel, platform)
+            oracle_speedups.append(times[1] / times[best])
+        assert table.oracle_speedup(platform) == pytest.approx(float(np.mean(oracle_speedups)), rel=1e-12)
+        best_speedups = table.speedups(platform, labels)
+        assert (best_speedups >= 1.0).all()
+        for choice in range(len(factors)):  # no fixed factor beats the oracle on any kernel
+            assert (table.speedups(platform, np.full(len(kernels), choice)) <= best_speedups).all()
 
 
 def test_labels_are_the_oracle_files_factors(table):
@@ -136,7 +165,7 @@ def test_ggnn_two_folds_then_reuse(experiment, tmp_path):
     """A neural row on two folds; the second call and the trainer's task reuse the saved fold predictions."""
     from dataclasses import replace
 
-    from ncc.tasks import get_task, load_config
+    from ncc.training import get_task, load_config
     from ncc.tasks.threadcoarsening import cross_validate
 
     quick = replace(experiment, output=tmp_path, epochs=1, model_kwargs={"ggnn": {"steps": 1, "embedding_dim": 8}})
@@ -165,7 +194,7 @@ def test_ggnn_two_folds_then_reuse(experiment, tmp_path):
 
 @pytest.mark.parametrize("key, value", [("platform", "foo"), ("source", "clean"), ("fold", 17)])
 def test_bad_option_is_a_one_line_config_error(key, value):
-    from ncc.tasks import ConfigError, get_task, load_config
+    from ncc.training import ConfigError, get_task, load_config
 
     with pytest.raises(ConfigError) as caught:
         load_config(None, {"task": "threadcoarsening", f"task.{key}": value})
@@ -175,7 +204,7 @@ def test_bad_option_is_a_one_line_config_error(key, value):
 
 
 def test_unknown_model_is_a_config_error():
-    from ncc.tasks import ConfigError, get_task, load_config
+    from ncc.training import ConfigError, get_task, load_config
 
     config = load_config(None, {"task": "threadcoarsening", "model.name": "deeptune", "progress": False})
     with pytest.raises(ConfigError, match="model.name"):

@@ -1,13 +1,13 @@
 """One trainer for every task: CPU, one GPU with mixed precision, or many GPUs with DDP.
 
-:func:`train` runs a :class:`~ncc.tasks.config.TrainConfig`:
+:func:`train` runs a :class:`~ncc.training.config.TrainConfig`:
 
 * **Devices.** ``device="auto"`` takes CUDA when present, else the CPU. On CUDA, ``amp="auto"`` runs the
   forward pass under ``torch.autocast`` in bfloat16 where the GPU supports it (float16 with a
   ``GradScaler`` elsewhere). Started by ``torchrun --nproc_per_node N $(which ncc) train ...`` (or any
   launcher that sets ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``), every process joins
   an ``env://`` process group (NCCL on CUDA, gloo on CPU), takes the GPU of its ``LOCAL_RANK`` and a
-  shard of every step (:class:`~ncc.tasks.datasets.GraphBatchSampler`). The loss of each shard is
+  shard of every step (:class:`~ncc.training.datasets.GraphBatchSampler`). The loss of each shard is
   summed and divided by the step's global number of graphs (or nodes), so the gradient is that of the
   whole global batch and ``N`` processes with ``batch_size`` ``b`` follow the same curve as one process
   with ``N * b``. Validation predictions are gathered from all ranks, so they all decide early
@@ -42,7 +42,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -50,9 +50,11 @@ import torch.distributed as dist
 
 from ncc.errors import NccError
 from ncc.fileio import atomic_write
-from ncc.tasks.config import DEFAULT_EPOCHS, ConfigError, TrainConfig
-from ncc.tasks.datasets import GraphBatchSampler
-from ncc.tasks.task import Task, TaskData
+from ncc.training.config import DEFAULT_EPOCHS, ConfigError, TrainConfig
+from ncc.training.datasets import GraphBatchSampler
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ncc.training.task import Task, TaskData
 
 logger = logging.getLogger(__name__)
 
@@ -244,6 +246,8 @@ def model_kwargs(config: TrainConfig, task: Task, data: TaskData) -> dict:
         kwargs["embedding_dim"] = int(data.pretrained.shape[1])
     if task.level == "node":
         kwargs.setdefault("readout", "node")
+    if data.selector:
+        kwargs.setdefault("selector", True)
     return kwargs
 
 
@@ -312,10 +316,10 @@ def _predict(model: torch.nn.Module, loader: Iterable, device: torch.device, aut
         batch = batch.to(device, non_blocking=True)
         with autocast():
             logits = model(batch)
-        logits = logits.float()
-        loss += float(task.loss(logits, batch.y))
+        logits, targets = task.scored(logits.float(), batch)
+        loss += float(task.loss(logits, targets))
         logits_parts.append(logits.cpu().numpy())
-        target_parts.append(batch.y.reshape(-1).cpu().numpy())
+        target_parts.append(targets.reshape(-1).cpu().numpy())
     if not logits_parts:
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64), 0.0
     return np.concatenate(logits_parts), np.concatenate(target_parts), loss
@@ -370,7 +374,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
 
 
 def train(config: TrainConfig, callbacks: Sequence[Callback] = (), model_factory: ModelFactory | None = None,
-          task_data: TaskData | None = None) -> TrainResult:
+          task_data: TaskData | None = None, task: Task | None = None) -> TrainResult:
     """Train a model on a task as the configuration says; see the module docstring.
 
     Args:
@@ -379,6 +383,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), model_factory
             exception raised there stops the run; the checkpoint stays).
         model_factory: ``factory(name, **kwargs) -> nn.Module`` instead of :func:`ncc.models.build_model`.
         task_data: already prepared data (default: ``task.prepare(config)``).
+        task: the task (default: the registered task named ``config.task``).
 
     Returns:
         The report, the run folder, the best checkpoint and the history.
@@ -387,7 +392,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), model_factory
         ConfigError: an impossible configuration, or ``output`` holds another run and ``resume`` is off.
         KeyboardInterrupt: after the last finished epoch's checkpoint is safe; resume with ``resume=True``.
     """
-    from ncc.tasks import get_task
+    from ncc.training.registry import get_task
 
     started = time.perf_counter()
     if not config.task:
@@ -395,7 +400,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), model_factory
     config.check()
     if config.epochs is None:
         config = replace(config, epochs=DEFAULT_EPOCHS)
-    task = get_task(config.task)
+    task = task or get_task(config.task)
     _check_model_name(config.model.name, model_factory)
     output = config.output_dir
     checkpoint_path = output / CHECKPOINT_FILE
@@ -583,13 +588,14 @@ def _train_epoch(model, loader, sampler, optimizer, scaler, config: TrainConfig,
     bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False, disable=not progress)
     for batch in bar:
         batch = batch.to(device, non_blocking=True)
-        local = task.count(batch)
-        local_graphs = int(batch.num_graphs)
-        total, total_graphs = where.all_sum([local, local_graphs], device) if where.active else (local, local_graphs)
         with autocast():
             logits = model(batch)
-        summed = task.loss(logits.float(), batch.y)
-        loss = summed * (where.world / total)
+        logits, targets = task.scored(logits.float(), batch)
+        local = int(targets.shape[0])
+        local_graphs = int(batch.num_graphs)
+        total, total_graphs = where.all_sum([local, local_graphs], device) if where.active else (local, local_graphs)
+        summed = task.loss(logits, targets)
+        loss = summed * (where.world / max(total, 1))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if config.optimizer.grad_clip:
@@ -695,7 +701,7 @@ def predict(checkpoint: str | os.PathLike | dict, dataset: Any, device: str = "a
 
     Args:
         checkpoint: a ``best.pt`` / ``checkpoint.pt`` file or a loaded checkpoint.
-        dataset: a :class:`~ncc.tasks.datasets.ProgramGraphDataset` made with the checkpoint's encoder.
+        dataset: a :class:`~ncc.training.datasets.ProgramGraphDataset` made with the checkpoint's encoder.
         device: as for training.
         batch_size: graphs per batch.
         features: return what the model's ``head`` reads (its graph representation: the pooled node
@@ -705,7 +711,7 @@ def predict(checkpoint: str | os.PathLike | dict, dataset: Any, device: str = "a
     Returns:
         ``float32 [len(dataset), C]`` (or ``[len(dataset), F]`` features).
     """
-    from ncc.tasks import get_task
+    from ncc.training.registry import get_task
 
     payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     torch_device = resolve_device(device)
@@ -743,7 +749,7 @@ def evaluate(checkpoint: str | os.PathLike | dict, data: str | os.PathLike | Non
     Raises:
         NccError: an unreadable checkpoint, or data the task cannot use.
     """
-    from ncc.tasks import get_task
+    from ncc.training.registry import get_task
 
     payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     config = TrainConfig.from_dict(payload["config"])

@@ -353,7 +353,7 @@ class TrainConfig:
         self.optimizer.check("optimizer.", source)
         self.data.check("data.", source)
         if self.task:
-            from ncc.tasks import get_task
+            from ncc.training.registry import get_task
 
             try:
                 task = get_task(self.task)

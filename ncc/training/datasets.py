@@ -1,7 +1,7 @@
 """Training datasets of program graphs: a processed cache that re-runs for free, and batch samplers.
 
-:class:`ProgramGraphDataset` is a PyTorch Geometric ``InMemoryDataset`` of :func:`ncc.models.graph_to_data`
-records made from labelled :class:`~ncc.graph.ProgramGraph` s. Its processed file lives at
+:class:`ProgramGraphDataset` is a PyTorch Geometric ``InMemoryDataset`` of :func:`ncc.graph.to_pyg` records
+made from labelled :class:`~ncc.graph.ProgramGraph` s. Its processed file lives at
 ``<root>/processed/<name>-<key>.pt``, where the key is the sha256 of the graph schema version
 (:data:`ncc.graph.SCHEMA_VERSION`), this module's storage format, the feature encoder's content (e.g. a
 fitted ``NodeVocabulary``) and the source data's own key. A second run with the same three finds the file
@@ -36,7 +36,7 @@ from ncc.graph import SCHEMA_VERSION, ProgramGraph
 logger = logging.getLogger(__name__)
 
 #: Bumped when the processed file's layout changes, so old files stop matching.
-DATASET_FORMAT = 1
+DATASET_FORMAT = 2
 
 __all__ = ["Example", "GraphSource", "ExampleSource", "ProgramGraphDataset", "GraphBatchSampler", "graph_digest",
            "feature_digest", "DATASET_FORMAT"]
@@ -51,12 +51,16 @@ class Example:
         y: the label: a class id or value per graph, or an array with one entry per node.
         aux: graph-level auxiliary inputs (e.g. devmap's transfer and work-group sizes), or None.
         name: where it came from, for messages.
+        selector: the root marker of a root-node query, ``[N]`` of 0 / 1 (ProGraML's data-flow tasks), or None.
+        mask: the nodes a node-level label is scored on, ``bool [N]`` (None: every node).
     """
 
     graph: ProgramGraph
     y: Any
     aux: Sequence[float] | None = None
     name: str = ""
+    selector: Any = None
+    mask: Any = None
 
 
 class GraphSource(Protocol):
@@ -121,7 +125,9 @@ class ExampleSource:
     def __init__(self, examples: Iterable[Example | tuple]):
         self._examples = [e if isinstance(e, Example) else Example(*e) for e in examples]
         self.key = _digest(*[(graph_digest(e.graph), np.asarray(e.y).tolist(),
-                              None if e.aux is None else np.asarray(e.aux, dtype=np.float64).tolist())
+                              None if e.aux is None else np.asarray(e.aux, dtype=np.float64).tolist(),
+                              None if e.selector is None else np.asarray(e.selector, dtype=np.int64).tolist(),
+                              None if e.mask is None else np.asarray(e.mask, dtype=bool).tolist())
                              for e in self._examples])
 
     def __len__(self) -> int:
@@ -134,8 +140,9 @@ class ExampleSource:
 class ProgramGraphDataset(InMemoryDataset):
     """Labelled program graphs as model inputs, processed once and cached on disk.
 
-    Each item is the ``Data`` of :func:`ncc.models.graph_to_data`: ``x`` (feature ids), ``edge_index``,
-    ``edge_flow``, ``edge_position``, ``node_type``, ``y`` and (if given) ``aux``.
+    Each item is the compact ``Data`` of :func:`ncc.graph.to_pyg`: ``x`` (feature ids), ``edge_index``,
+    ``edge_flow``, ``edge_position``, ``node_type``, ``y`` and, where the examples have them, ``aux``,
+    ``selector`` and ``mask``.
 
     Args:
         root: the dataset folder; the processed file goes to ``root/processed``.
@@ -189,15 +196,15 @@ class ProgramGraphDataset(InMemoryDataset):
     def _build(self) -> None:
         from tqdm import tqdm
 
-        from ncc.models import graph_to_data
+        from ncc.graph import to_pyg
 
         logger.info("%s: processing into %s", self.name, self.processed_dir)
         records = []
         examples = self.source.examples()
         for example in tqdm(examples, desc=f"processing {self.name}", unit="graph", disable=not self._progress,
                             leave=False):
-            ids = self.encoder.transform(example.graph)
-            records.append(graph_to_data(example.graph, ids, y=example.y, aux=example.aux))
+            records.append(to_pyg(example.graph, self.encoder, y=example.y, aux=example.aux,
+                                  selector=example.selector, mask=example.mask, compact=True))
         if not records:
             raise DatasetError(f"no examples in split {self.name!r}", str(self.root))
         data, slices = self.collate(records)

@@ -49,7 +49,7 @@ def devmap_predictions(devmap_table):
 @needs_devmap
 def test_devmap_bars_are_devmap_scores_per_suite(devmap_table, devmap_predictions, tmp_path):
     from ncc.tasks.devmap import devmap_score
-    from ncc.tasks.plots import devmap_speedup_by_suite
+    from ncc.plots import devmap_speedup_by_suite
 
     figure = devmap_speedup_by_suite(devmap_table, devmap_predictions, path=tmp_path / "suites.png")
     heights = bar_heights(figure)
@@ -69,7 +69,7 @@ def test_devmap_bars_are_devmap_scores_per_suite(devmap_table, devmap_prediction
 
 @needs_devmap
 def test_devmap_confusion_counts(devmap_table, devmap_predictions):
-    from ncc.tasks.plots import devmap_confusion
+    from ncc.plots import devmap_confusion
 
     counts = annotated_counts(devmap_confusion(devmap_table, devmap_predictions, "partial"))
     partial = devmap_predictions["partial"]
@@ -91,7 +91,7 @@ def coarsening_table():
 
 @needs_coarsening
 def test_coarsening_bars_are_coarsening_scores(coarsening_table, tmp_path):
-    from ncc.tasks.plots import coarsening_speedup_by_kernel
+    from ncc.plots import coarsening_speedup_by_kernel
     from ncc.tasks.threadcoarsening import FACTORS, coarsening_score
 
     table, platform = coarsening_table, "tahiti"
@@ -117,7 +117,7 @@ def test_coarsening_bars_are_coarsening_scores(coarsening_table, tmp_path):
 
 @needs_coarsening
 def test_coarsening_kernels_are_those_predicted(coarsening_table):
-    from ncc.tasks.plots import coarsening_speedup_by_kernel
+    from ncc.plots import coarsening_speedup_by_kernel
 
     some = np.full(len(coarsening_table), -1)
     some[[4, 7]] = 0
@@ -129,7 +129,7 @@ def test_coarsening_kernels_are_those_predicted(coarsening_table):
 
 @needs_coarsening
 def test_coarsening_confusion_counts(coarsening_table):
-    from ncc.tasks.plots import coarsening_confusion
+    from ncc.plots import coarsening_confusion
 
     labels = coarsening_table.labels("kepler")
     predicted = np.roll(labels, 1)
@@ -143,7 +143,7 @@ def test_coarsening_confusion_counts(coarsening_table):
 
 
 def test_best_model_skips_reference_rows_and_missing_numbers():
-    from ncc.tasks.plots import best_model
+    from ncc.plots import best_model
 
     rows = [{"protocol": "published", "model": "static", "amd_speedup": 1.0, "published": "amd 58.8 (x)"},
             {"protocol": "published", "model": "grewe", "amd_speedup": 2.5, "published": "amd 73 (y)"},
@@ -161,6 +161,6 @@ def test_best_model_skips_reference_rows_and_missing_numbers():
 def test_importing_plots_imports_neither_torch_nor_pyplot():
     import subprocess
 
-    code = "import sys, ncc.tasks.plots; print('torch' in sys.modules, 'matplotlib.pyplot' in sys.modules)"
+    code = "import sys, ncc.plots; print('torch' in sys.modules, 'matplotlib.pyplot' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.split() == ["False", "False"]

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ncc.tasks import get_task, load_config
-from ncc.tasks.datasets import ExampleSource, GraphBatchSampler, ProgramGraphDataset, split_indices
-from ncc.tasks.loops import LoopsOptions, generate_program, generate_programs, has_loop
+from ncc.training import get_task, load_config
+from ncc.training.datasets import ExampleSource, GraphBatchSampler, ProgramGraphDataset, split_indices
+from ncc.frontend.generator import generate_program
+from ncc.graph.analysis import has_loop
+from ncc.tasks.loops import LoopsOptions
+from ncc.training.generated import generate_programs
 
 from loops_helpers import LOOPS_OPTIONS, loops_overrides
 
@@ -147,8 +150,8 @@ def test_sharded_steps_union_to_the_single_process_batches():
 
 def test_generator_is_seeded_and_split_is_a_partition():
     options = LoopsOptions(programs=20, seed=4)
-    assert generate_programs(options) == generate_programs(options)
-    assert generate_programs(options) != generate_programs(LoopsOptions(programs=20, seed=5))
+    assert generate_programs(options, "loops") == generate_programs(options, "loops")
+    assert generate_programs(options, "loops") != generate_programs(LoopsOptions(programs=20, seed=5), "loops")
     parts = split_indices(100, [0.7, 0.15, 0.15], seed=0)
     assert [len(p) for p in parts] == [70, 15, 15]
     assert sorted(np.concatenate(parts).tolist()) == list(range(100))

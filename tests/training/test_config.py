@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ncc.tasks.config import ConfigError, TrainConfig, load_config, parse_value
+from ncc.training.config import ConfigError, TrainConfig, load_config, parse_value
 
 
 def write(tmp_path, text: str):

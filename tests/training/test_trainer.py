@@ -9,9 +9,9 @@ import socket
 import pytest
 import torch
 
-from ncc.tasks import load_config, train
-from ncc.tasks.config import ConfigError
-from ncc.tasks.training import evaluate, load_checkpoint
+from ncc.training import load_config, train
+from ncc.training.config import ConfigError
+from ncc.training.trainer import evaluate, load_checkpoint
 
 from loops_helpers import loops_overrides, tiny_factory
 

@@ -1,0 +1,195 @@
+"""Tasks on generated programs: the programs written to disk, compiled through the batch compiler's cache,
+built into program graphs and turned into examples on demand (:class:`GeneratedSource`), and the task base
+that splits and encodes them (:class:`GeneratedProgramsTask`)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from ncc.errors import DatasetError
+from ncc.frontend.generator import GENERATOR_VERSION, generate_program
+from ncc.graph import ProgramGraph
+from ncc.paths import cache_home
+from ncc.training.config import ConfigError
+from ncc.training.task import SupervisedTask, TaskData
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ncc.training.config import TrainConfig
+
+__all__ = ["GeneratedSource", "GeneratedOptions", "GeneratedProgramsTask", "generate_programs", "digest"]
+
+
+def digest(*parts: Any) -> str:
+    """sha256 of JSON-able parts."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+class GeneratedSource:
+    """The programs of one split, compiled at ``-O0`` with a toolchain and made into examples.
+
+    Args:
+        programs: ``(name, C source, label)`` of each program.
+        folder: where the sources are written.
+        ir_cache: the compiler's IR cache.
+        toolchain: the clang toolchain (its name and version are part of the key).
+        make_examples: ``(name, graph, label) -> [Example, ...]``: the examples of one program (it may
+            raise :class:`~ncc.errors.DatasetError` when the program contradicts its label).
+        kind: names what the examples are, in the key (change it when ``make_examples`` changes).
+        workers: compile processes (None: every CPU).
+        progress: show the compiler's progress bar.
+    """
+
+    def __init__(self, programs: Sequence[tuple[str, str, Any]], folder: Path, ir_cache: Path, toolchain: Any,
+                 make_examples: Callable[[str, ProgramGraph, Any], list], kind: str, workers: int | None = None,
+                 progress: bool = True):
+        self.programs = list(programs)
+        self.folder = Path(folder)
+        self.ir_cache = Path(ir_cache)
+        self.toolchain = toolchain
+        self.make_examples = make_examples
+        self.workers = workers
+        self.progress = progress
+        self.key = digest(kind, GENERATOR_VERSION, toolchain.name, toolchain.version,
+                          [(name, hashlib.sha256(text.encode()).hexdigest(), label) for name, text, label in programs])
+        self._examples: list | None = None
+
+    def __len__(self) -> int:
+        return len(self.examples())
+
+    def examples(self) -> list:
+        from ncc.fileio import atomic_write
+        from ncc.frontend import compile_batch
+        from ncc.graph import build
+
+        if self._examples is not None:
+            return self._examples
+        paths = []
+        for name, text, _ in self.programs:
+            path = self.folder / f"{name}.c"
+            if not path.exists() or path.read_text() != text:
+                atomic_write(path, text)
+            paths.append(path)
+        result = compile_batch(paths, opt_level=0, workers=self.workers, cache_dir=self.ir_cache,
+                               progress=self.progress, clang=self.toolchain)
+        if result.failures:
+            failure = result.failures[0]
+            raise DatasetError(f"{len(result.failures)} generated programs did not compile, first: {failure.reason}",
+                               failure.path)
+        examples = []
+        for (name, _, label), module in zip(self.programs, result.modules()):
+            examples += self.make_examples(name, build(module, name=name), label)
+        self._examples = examples
+        return examples
+
+
+@dataclass(frozen=True)
+class GeneratedOptions:
+    """Options of a task on generated programs (the ``[task]`` table of a configuration).
+
+    Attributes:
+        programs: how many programs to generate (half with loops).
+        seed: seeds the generator, the split and anything else the task draws (separate from the training seed).
+        val_fraction: share of programs for validation.
+        test_fraction: share of programs for the test.
+        max_functions: functions per program, 1 to this.
+        max_statements: statements per block, 1 to this.
+    """
+
+    programs: int = 400
+    seed: int = 0
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    max_functions: int = 3
+    max_statements: int = 5
+
+    def check(self, prefix: str = "task.", source: str | None = None) -> None:
+        """Raise ConfigError on an impossible value."""
+        if self.programs < 10:
+            raise ConfigError(f"{prefix}programs: must be >= 10, got {self.programs}", source)
+        for key in ("val_fraction", "test_fraction"):
+            value = getattr(self, key)
+            if not 0.0 < value < 0.5:
+                raise ConfigError(f"{prefix}{key}: must be in (0, 0.5), got {value!r}", source)
+        if self.max_functions < 1 or self.max_statements < 1:
+            key = "max_functions" if self.max_functions < 1 else "max_statements"
+            raise ConfigError(f"{prefix}{key}: must be >= 1, got {getattr(self, key)}", source)
+
+
+def generate_programs(options: GeneratedOptions, prefix: str) -> list[tuple[str, str, int]]:
+    """``(name, source, has a loop)`` of every program of the options, alternately without and with loops."""
+    programs = []
+    for index in range(options.programs):
+        label = index % 2
+        seed = options.seed * 1_000_003 + index
+        source = generate_program(seed, bool(label), options.max_functions, options.max_statements)
+        programs.append((f"{prefix}_{options.seed}_{index:05d}", source, label))
+    return programs
+
+
+class GeneratedProgramsTask(SupervisedTask):
+    """A task on generated C programs (:mod:`ncc.frontend.generator`), node texts as features.
+
+    The programs are generated, compiled at ``-O0`` and built (all cached), split at random (seeded) into
+    train / val / test, every example of a program in its program's split; the node vocabulary is fitted
+    on the training split only and cached by the training split's key and ``data.min_count``. A subclass
+    says what the examples of one program are (:meth:`make_examples`).
+    """
+
+    options_class = GeneratedOptions
+    num_classes = 2
+    #: Whether the examples carry a root selector the model must read.
+    uses_selector = False
+
+    def make_examples(self, options: Any, name: str, graph: ProgramGraph, has_loop: int) -> list:
+        """The examples of one generated program (``has_loop``: whether it was generated with a loop)."""
+        raise NotImplementedError
+
+    def examples_kind(self, options: Any) -> str:
+        """Names what :meth:`make_examples` gives for these options, in the data's cache key."""
+        return f"ncc.{self.name}"
+
+    def split_info(self, dataset: Any) -> dict:
+        """Facts about one prepared split for the report."""
+        return {"graphs": len(dataset), "nodes_mean": float(np.mean(dataset.num_nodes_per_graph))}
+
+    def prepare(self, config: "TrainConfig", progress: bool = True, encoder: Any = None) -> TaskData:
+        from ncc.embeddings.node_vocabulary import NodeVocabulary
+        from ncc.frontend import find_toolchain
+        from ncc.training.datasets import ProgramGraphDataset, split_indices
+
+        options = self.check_options(config.task_options)
+        if config.data.features == "inst2vec":
+            raise ConfigError(f"data.features: the {self.name} task reads node texts only; use text or auto")
+        root = (Path(config.data.cache_dir) if config.data.cache_dir else cache_home()) / self.name
+        programs = generate_programs(options, self.name)
+        train_fraction = 1.0 - options.val_fraction - options.test_fraction
+        parts = split_indices(len(programs), [train_fraction, options.val_fraction, options.test_fraction],
+                              seed=options.seed)
+        toolchain = find_toolchain()
+        make_examples = functools.partial(self.make_examples, options)
+        sources = {split: GeneratedSource([programs[i] for i in indices], root / "sources", root / "ir", toolchain,
+                                          make_examples, self.examples_kind(options), config.data.workers or None,
+                                          progress)
+                   for split, indices in zip(("train", "val", "test"), parts)}
+        vocabulary_path = root / f"vocabulary-{digest(sources['train'].key, config.data.min_count)[:24]}.json"
+        if encoder is not None:
+            vocabulary = encoder
+        elif vocabulary_path.exists():
+            vocabulary = NodeVocabulary.load(vocabulary_path)
+        else:
+            graphs = [example.graph for example in sources["train"].examples()]
+            vocabulary = NodeVocabulary(min_count=config.data.min_count).fit(graphs)
+            vocabulary.save(vocabulary_path)
+        splits = {split: ProgramGraphDataset(root, source, vocabulary, name=split, progress=progress)
+                  for split, source in sources.items()}
+        info = {split: self.split_info(data) for split, data in splits.items()}
+        info["vocabulary"] = len(vocabulary)
+        return TaskData(splits=splits, encoder=vocabulary, num_classes=self.num_classes, info=info,
+                        selector=self.uses_selector)
