@@ -98,15 +98,17 @@ def _looks_like_path(source: str) -> bool:
     if "\n" in source or len(source) > 4096:
         return False
     stripped = source.strip()
-    return bool(stripped) and (Path(stripped).suffix.lower() in SOURCE_EXTENSIONS or os.sep in stripped
-                               or os.path.exists(stripped))
+    if not stripped or (("{" in stripped or ";" in stripped) and not os.path.exists(stripped)):
+        return False  # one line of code, even one with a "/" in it (``n /= 2;``)
+    return Path(stripped).suffix.lower() in SOURCE_EXTENSIONS or os.sep in stripped or os.path.exists(stripped)
 
 
 def read_source(source: str | os.PathLike, language: str | None = None, name: str | None = None) -> SourceText:
     """Resolve ``source`` (a path or source text) into a :class:`SourceText`.
 
     A ``Path`` is always a file. A string is a file when it has no newline and names an existing
-    file or looks like a path (has a source extension or a directory separator); otherwise it is code.
+    file or looks like a path (has a source extension or a directory separator, and no ``{`` or ``;``);
+    otherwise it is code.
 
     Raises:
         InputError: unreadable/empty/binary file, or a language that cannot be inferred.

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,6 +15,7 @@ from ncc.frontend.ir import IRModule, drop_unused_kernel_copies
 __all__ = ["KernelSource", "kernel_modules"]
 
 
+@dataclass(frozen=True)
 class KernelSource:
     """One kernel to compile.
 

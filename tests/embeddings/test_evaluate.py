@@ -1,7 +1,5 @@
 """Analogies, nearest neighbours and the t-SNE plot, on embeddings whose answers are known."""
 
-import json
-
 import numpy as np
 import pytest
 

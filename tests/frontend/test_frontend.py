@@ -117,6 +117,13 @@ def test_input_errors_name_the_file(tmp_path):
         compile("int x;\n")
 
 
+def test_one_line_of_code_with_a_slash_is_code_not_a_path(tmp_path):
+    module = compile("int half(int n) { n /= 2; return n; }", language="c")
+    assert "define" in module.text and "sdiv" in module.text
+    with pytest.raises(InputError, match="no such file"):
+        compile(str(tmp_path / "missing" / "dir.c"))
+
+
 def test_load_ll_and_bc(tmp_path):
     source = tmp_path / "adder.c"
     source.write_text(C_SOURCE)

@@ -122,3 +122,39 @@ __kernel void scale(__global float *x, __constant float *w, int k) {
     assert summary["constant memory"] == pytest.approx(np.log1p(1))
     assert summary["private memory"] == pytest.approx(np.log1p(2))
     assert summary["local memory"] == 0
+
+
+def test_has_loop_sees_loops_and_not_recursion(compile_c):
+    from ncc.graph.analysis import has_loop
+
+    assert has_loop(compile_c("int f(int n){int s=0; while(n>0){s+=n; n--;} return s;}\n"))
+    assert not has_loop(compile_c("int f(int n){ return n < 2 ? n : f(n - 1) + f(n - 2); }\n"))
+
+
+def test_reachability_follows_control_flow_from_the_root(compile_c):
+    from ncc.graph.analysis import reachability
+
+    g = compile_c("int f(int a){ if (a > 0) { a = a * 3; } else { a = a - 7; } return a; }\n")
+    instructions = np.flatnonzero(g.node_type == INSTRUCTION)
+    entry = int(instructions[1])  # the function's first instruction (node 0 is the external node)
+    reached, steps = reachability(g, entry)
+    assert reached[instructions[1:]].all() and not reached[g.node_type != INSTRUCTION].any()
+    assert not reached[0] and steps > 2
+    ret = int(np.flatnonzero(g.node_text == "ret")[0])
+    only, one_step = reachability(g, ret)
+    assert only.sum() == 1 and only[ret] and one_step == 1
+    then = int(np.flatnonzero(g.node_text == "mul")[0])  # the then-branch reaches the join, not the else-branch
+    from_then, _ = reachability(g, then)
+    assert from_then[ret] and not from_then[np.flatnonzero(g.node_text == "sub")].any()
+    with pytest.raises(ValueError, match="not an instruction"):
+        reachability(g, int(np.flatnonzero(g.node_type != INSTRUCTION)[0]))
+
+
+def test_inside_a_loop_everything_after_the_header_is_reachable_again(compile_c):
+    from ncc.graph.analysis import reachability
+
+    g = compile_c("int f(int n){int s=0; for(int i=0;i<n;i++) s+=i*i; return s;}\n")
+    body = int(np.flatnonzero(g.node_text == "mul")[0])
+    reached, _ = reachability(g, body)
+    assert reached[np.flatnonzero(g.node_text == "icmp")].all()  # the loop test, before the body in text order
+    assert reached[np.flatnonzero(g.node_text == "ret")].all()

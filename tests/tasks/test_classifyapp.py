@@ -177,6 +177,7 @@ def test_bag_of_nodes_tells_two_classes_apart(prepared):
     assert metrics["test"]["accuracy"] > 0.85  # two balanced classes: chance is 0.5
 
 
+@pytest.mark.training
 def test_a_neural_row_trains_once_and_is_reused(prepared, tmp_path):
     settings = {"epochs": 1, "data.batch_size": 32}
     report = classifyapp.train_row("rgine", 0, tmp_path, "quick", classes=2, settings=settings, progress=False)
@@ -225,11 +226,16 @@ def test_ggnn_reads_fine_tuned_inst2vec_statements_as_programls_poj104_model(pre
 
 
 def test_reproduce_command_rejects_options_of_other_tasks(capsys):
-    for arguments, message in ((["--protocol", "published"], "one --protocol"), (["--models", "svm"], "svm"),
-                               (["--platform", "amd"], "do not apply")):
+    for arguments, message in ((["--protocol", "published"], "classifyapp has no protocol 'published'; choose from "
+                                                             "full, quick"),
+                               (["--protocol", "full", "--protocol", "quick"], "takes one protocol"),
+                               (["--models", "svm"], "unknown classifyapp row 'svm'"),
+                               (["--platform", "amd"], "classifyapp has no platform 'amd'; it has none"),
+                               (["--transfer", "merged"], "classifyapp has no option 'transfer'"),
+                               (["--folds", "1"], "no folds")):
         with pytest.raises(SystemExit) as exit_info:
             main(["reproduce", "classifyapp", *arguments])
-        assert exit_info.value.code == 2
+        assert exit_info.value.code == 1
         assert message in capsys.readouterr().err
 
 
@@ -293,6 +299,7 @@ def _ddp_worker(rank: int, world: int, port: int, output: str, queue) -> None:
     queue.put((rank, result.history[0]["train_loss"], result.report["world_size"]))
 
 
+@pytest.mark.training
 def test_two_process_ddp_run_trains_on_the_prepared_splits(prepared, tmp_path):
     """What ``torchrun --nproc_per_node 2 -m ncc.cli train classifyapp ...`` does, on CPU with gloo."""
     import socket

@@ -84,6 +84,7 @@ def test_published_transfer_sizes_give_the_label_away_and_merged_ones_do_not(pla
         assert np.array_equal(getattr(published, field), getattr(merged, field))
 
 
+@pytest.mark.training
 def test_aux_trees_lose_their_edge_on_merged_transfer_sizes(cache, tmp_path):
     from ncc.tasks.devmap import reproduce_devmap
 
@@ -152,6 +153,7 @@ def test_baselines_score_as_measured_and_folds_are_reused(experiment):
     assert devmap_score(table, np.arange(680), again)["accuracy"] == scores["aux"]
 
 
+@pytest.mark.training
 def test_random_kernel_vectors_profit_from_the_published_protocol_only(experiment):
     from ncc.tasks.devmap import cross_validate, devmap_score
 
@@ -182,6 +184,7 @@ def test_inner_folds_cover_the_training_rows_and_keep_kernels_apart(experiment):
         assert not set(experiment.table.benchmark[train[fit]]) & set(experiment.table.benchmark[train[held]])
 
 
+@pytest.mark.training
 def test_ggnn_fold_through_the_trainer(experiment, tmp_path):
     """One fold of a tiny GGNN through ``ncc train devmap``: predictions saved, a second run trains nothing."""
     from click.testing import CliRunner
@@ -210,6 +213,7 @@ def test_ggnn_fold_through_the_trainer(experiment, tmp_path):
     assert fold.stat().st_mtime_ns == stamp
 
 
+@pytest.mark.training
 def test_neural_rows_train_their_own_epochs_unless_the_run_sets_them(experiment, tmp_path, monkeypatch):
     """The table's GGNN trains its own epoch count; a run's ``epochs`` overrides it and keeps its folds apart."""
     import dataclasses
@@ -232,7 +236,7 @@ def test_neural_rows_train_their_own_epochs_unless_the_run_sets_them(experiment,
     config = load_config(None, {"task": "devmap", "model.name": "ggnn", "task.fold": 3, "device": "cpu",
                                 "output": str(tmp_path / "cli"), "progress": False, "model.steps": 1,
                                 "model.embedding_dim": 8})
-    get_task("devmap").run(config)
+    get_task("devmap").train(config)
     (config_file,) = (tmp_path / "cli").glob("grouped/amd/ggnn-seed0-*/run-3/config.json")
     assert json.loads(config_file.read_text())["epochs"] == 2
 
@@ -242,7 +246,7 @@ def test_unknown_model_is_a_one_line_config_error():
 
     config = load_config(None, {"task": "devmap", "model.name": "deeptune", "progress": False})
     with pytest.raises(ConfigError, match="devmap has no model 'deeptune'; choose one of static, ") as caught:
-        get_task("devmap").run(config)
+        get_task("devmap").train(config)
     assert "\n" not in str(caught.value)
 
 
@@ -284,6 +288,7 @@ def test_ncc_trees_chooses_the_blend_with_the_best_probabilities_not_only_the_be
     assert choose_blend(np.array([aux_alone, mean_summary, [0.95, 0.95, 0.05, 0.05]]), labels) == (2, 0.0)
 
 
+@pytest.mark.training
 def test_ncc_trees_on_two_folds(cache, tmp_path):
     from click.testing import CliRunner
 
@@ -301,6 +306,7 @@ def test_ncc_trees_on_two_folds(cache, tmp_path):
     assert saved == ["fold-0.npy", "fold-1.npy"]
 
 
+@pytest.mark.training
 def test_runs_spread_over_processes_give_the_same_table(cache, tmp_path):
     from ncc.tasks.devmap import reproduce_devmap
 
@@ -324,17 +330,19 @@ def test_run_in_processes_runs_every_call_and_names_the_failures(tmp_path):
     assert (tmp_path / "a").is_dir() and (tmp_path / "b").is_dir()
 
 
-@pytest.mark.parametrize("arguments, message", [(["--models", "nope"], "unknown devmap row"),
-                                                (["--platform", "arm"], "unknown devmap platform"),
-                                                (["--folds", "a,b"], "--folds"),
-                                                (["--transfer", "rounded"], "--transfer")])
-def test_reproduce_rejects_bad_arguments(arguments, message):
-    from click.testing import CliRunner
+@pytest.mark.parametrize("arguments, message, code", [
+    (["--models", "nope"], "unknown devmap row 'nope'", 1),
+    (["--platform", "arm"], "devmap has no platform 'arm'; choose from amd, nvidia", 1),
+    (["--protocol", "quick"], "devmap has no protocol 'quick'; choose from published, grouped", 1),
+    (["--classes", "3"], "devmap has no option 'classes'; choose from source, transfer", 1),
+    (["--folds", "a,b"], "--folds", 2),
+    (["--transfer", "rounded"], "--transfer", 2)])
+def test_reproduce_rejects_bad_arguments(arguments, message, code, capsys):
+    from ncc.cli import main
 
-    from ncc.cli import cli
-
-    result = CliRunner().invoke(cli, ["reproduce", "devmap", *arguments])
-    assert result.exit_code == 2 and message in result.output
+    with pytest.raises(SystemExit) as stop:
+        main(["reproduce", "devmap", *arguments])
+    assert stop.value.code == code and message in capsys.readouterr().err
 
 
 def test_fetch_downloads_checks_and_refuses_a_bad_digest(tmp_path):
@@ -353,6 +361,7 @@ def test_fetch_downloads_checks_and_refuses_a_bad_digest(tmp_path):
     assert fetch(DataFile("x/good.csv", origin.as_uri(), digest), root=tmp_path / "home") == path
 
 
+@pytest.mark.training
 def test_lstm_fold_reads_inst2vec_statements(experiment, tmp_path):
     """NCC's LSTM on inst2vec embeddings trained (without labels) on the kernels: one fold, one epoch."""
     import dataclasses

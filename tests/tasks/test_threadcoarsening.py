@@ -146,6 +146,7 @@ def test_one_scores_exactly_one_and_baselines_are_finite(experiment):
             assert math.isfinite(score["speedup"]) and score["speedup"] > 0
 
 
+@pytest.mark.training
 def test_reproduce_writes_the_table(experiment, tmp_path):
     from ncc.tasks.threadcoarsening import reproduce_threadcoarsening
 
@@ -184,11 +185,11 @@ def test_ggnn_two_folds_then_reuse(experiment, tmp_path):
     config = load_config(None, {"task": "threadcoarsening", "model.name": "ggnn", "task.platform": "tahiti",
                                 "task.fold": 1, "epochs": 1, "output": str(tmp_path / "cli"), "progress": False,
                                 "model.steps": 1, "model.embedding_dim": 8})
-    result = get_task("threadcoarsening").run(config)
+    result = get_task("threadcoarsening").train(config)
     assert result["kernels"] == 1 and result["output"] == str(tmp_path / "cli")
     (run,) = (tmp_path / "cli" / "tahiti").glob("ggnn-seed0-*")
     stamp = (run / "fold-1.npy").stat().st_mtime_ns
-    get_task("threadcoarsening").run(config)
+    get_task("threadcoarsening").train(config)
     assert (run / "fold-1.npy").stat().st_mtime_ns == stamp
 
 
@@ -208,7 +209,7 @@ def test_unknown_model_is_a_config_error():
 
     config = load_config(None, {"task": "threadcoarsening", "model.name": "deeptune", "progress": False})
     with pytest.raises(ConfigError, match="model.name"):
-        get_task("threadcoarsening").run(config)
+        get_task("threadcoarsening").train(config)
 
 
 def test_ncc_knn_never_reads_the_held_out_kernel_and_beats_never_coarsening(experiment):

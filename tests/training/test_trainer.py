@@ -26,6 +26,7 @@ def _weights(path):
     return load_checkpoint(path)["model"]
 
 
+@pytest.mark.training
 @pytest.mark.slow
 def test_ggnn_learns_loops_above_95_percent_on_held_out_graphs(loops_cache, tmp_path):
     config = load_config(None, loops_overrides(loops_cache, tmp_path / "run", **{
@@ -92,6 +93,7 @@ def _ddp_worker(rank: int, world: int, port: int, cache: str, output: str, queue
     queue.put((rank, [h["train_loss"] for h in result.history], result.report["metrics"]["val"]))
 
 
+@pytest.mark.training
 def test_ddp_on_two_cpu_processes_follows_the_single_process_curve(loops_cache, tmp_path):
     single = train(_tiny(loops_cache, tmp_path / "single", epochs=3, device="cpu"), model_factory=tiny_factory)
     context = torch.multiprocessing.get_context("spawn")

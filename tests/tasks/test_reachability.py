@@ -1,0 +1,59 @@
+"""The reachability task: root-node examples, their selector, labels and mask, through the processed cache."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ncc.graph.analysis import reachability
+from ncc.graph.program_graph import INSTRUCTION
+from ncc.training import get_task, load_config
+
+OPTIONS = {"task.programs": 30, "task.max_roots": 4}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("reach-cache")
+    config = load_config(None, {"task": "reachability", "model.name": "ggnn", "data.cache_dir": str(cache),
+                                "progress": False, **OPTIONS})
+    return get_task("reachability").prepare(config, progress=False), config
+
+
+def test_examples_mark_one_root_and_label_what_it_reaches(prepared):
+    data, _ = prepared
+    task = get_task("reachability")
+    examples = [e for split in ("train", "val", "test") for e in data.splits[split].source.examples()]
+    programs = {e.name.split("@")[0]: e.graph for e in examples}
+    assert len(programs) == 30 and data.selector
+    for name, graph in programs.items():  # ProGraML's count of roots, capped by the option
+        count = sum(e.name.split("@")[0] == name for e in examples)
+        assert count == min(math.ceil(graph.num_nodes / 10), 4)
+    for example in examples:
+        root = int(np.flatnonzero(example.selector)[0])
+        assert example.selector.sum() == 1 and root != 0 and example.graph.node_type[root] == INSTRUCTION
+        expected, _ = reachability(example.graph, root)
+        np.testing.assert_array_equal(example.y, expected.astype(np.int64))
+        np.testing.assert_array_equal(example.mask, example.graph.node_type == INSTRUCTION)
+    assert task.examples_kind(task.check_options({"max_roots": 4})) != task.examples_kind(
+        task.check_options({"max_roots": 5}))
+
+
+def test_processed_items_carry_selector_labels_and_mask(prepared):
+    data, _ = prepared
+    train = data.splits["train"]
+    item = train[0]
+    example = train.source.examples()[0]
+    assert item.selector.tolist() == example.selector.tolist()
+    assert item.y.tolist() == example.y.tolist() and item.mask.tolist() == example.mask.tolist()
+    assert 0 < data.info["train"]["reachable_share"] < 1
+
+
+def test_a_second_prepare_reads_the_cache_and_other_roots_are_other_data(prepared, tmp_path):
+    data, config = prepared
+    again = get_task("reachability").prepare(config, progress=False)
+    assert not again.splits["train"].reprocessed and again.splits["train"].key == data.splits["train"].key
+    other = config.with_overrides({"task.seed": 1})
+    assert get_task("reachability").prepare(other, progress=False).splits["train"].key != data.splits["train"].key
