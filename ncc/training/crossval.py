@@ -26,7 +26,7 @@ from ncc.fileio import atomic_write
 logger = logging.getLogger(__name__)
 
 __all__ = ["run_name", "out_of_fold", "run_in_processes", "gradient_boosting", "fit_predict_graph_model",
-           "neural_fold", "fold_settings", "markdown_table", "write_table", "NEURAL_MODELS"]
+           "neural_fold", "neural_rows", "fold_settings", "markdown_table", "write_table", "NEURAL_MODELS"]
 
 
 def fold_settings(config: Any, task: str, models: Mapping[str, Any]) -> dict[str, Any]:
