@@ -7,7 +7,7 @@ Commands:
     ncc compile SRC... -o DIR                   C / C++ / OpenCL sources to LLVM IR (.ll), cached
     ncc graph INPUT... -o DIR --format FMT      sources or .ll/.bc files to program graphs
     ncc embed CORPUS... -o DIR                  train inst2vec statement embeddings on a corpus
-    ncc train TASK --model NAME [--config FILE] train a model on a task (loops, reachability, devmap,
+    ncc train TASK --model NAME [--config FILE] train a model on a task (loops, dataflow, devmap,
                                                 threadcoarsening, classifyapp)
     ncc evaluate CHECKPOINT [DATA]              metrics of a trained model on a split or on files
     ncc reproduce TASK                          run the rows of a paper table and print it
@@ -143,10 +143,12 @@ def embed(corpus, output_dir, context_size, dim, epochs, min_count, vocabulary, 
 @click.option("--resume", is_flag=True, default=None, help="Continue the run in --output.")
 @click.option("--platform", default=None, help="The task's platform (devmap: amd, nvidia; threadcoarsening: "
               "cypress, tahiti, fermi, kepler).")
+@click.option("--analysis", default=None, help="dataflow: reachability, dominance, datadep, liveness or "
+              "subexpressions.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Any other setting, e.g. model.steps=4 or task.protocol=published (repeatable).")
 def train_command(task, model, config_file, epochs, lr, batch_size, node_budget, device, seed, output, resume,
-                  platform, settings):
+                  platform, analysis, settings):
     """Train a model on a task; writes checkpoints, TensorBoard logs and report.json.
 
     devmap and threadcoarsening cross-validate: every fold is a run of its own under --output, and
@@ -157,7 +159,8 @@ def train_command(task, model, config_file, epochs, lr, batch_size, node_budget,
 
     overrides = {"task": task, "model.name": model, "epochs": epochs, "optimizer.lr": lr,
                  "data.batch_size": batch_size, "data.node_budget": node_budget, "device": device, "seed": seed,
-                 "output": output, "resume": resume, "task.platform": platform}
+                 "output": output, "resume": resume, "task.platform": platform,
+                 "task.analysis": analysis}
     for setting in settings:
         key, _, value = setting.partition("=")
         overrides[key.strip()] = parse_value(value.strip())

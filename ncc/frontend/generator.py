@@ -1,7 +1,7 @@
 """Small seeded C programs: integer arithmetic, branches, calls to earlier functions and, on request, loops.
 
 Programs with and without loops use the same statements, comparisons and increments, so only the shape of
-the control flow tells them apart. The sanity tasks (:mod:`ncc.tasks.loops`, :mod:`ncc.tasks.reachability`)
+the control flow tells them apart. The sanity tasks (:mod:`ncc.tasks.loops`, :mod:`ncc.tasks.dataflow`)
 train on them.
 """
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from ncc.graph.program_graph import CONTROL, INSTRUCTION, ProgramGraph
 
-__all__ = ["loop_depths", "control_flow_graph", "has_loop", "reachability"]
+__all__ = ["loop_depths", "control_flow_graph", "has_loop"]
 
 
 def loop_depths(graph: ProgramGraph) -> np.ndarray:
@@ -46,20 +46,3 @@ def has_loop(graph: ProgramGraph) -> bool:
     """True when the graph's control edges form a cycle (a loop at ``-O0``; recursion does not count)."""
     return not nx.is_directed_acyclic_graph(control_flow_graph(graph))
 
-
-def reachability(graph: ProgramGraph, root: int) -> tuple[np.ndarray, int]:
-    """The nodes reachable from ``root`` over control edges, ProGraML's first data-flow analysis.
-
-    ``Reachable(n) = {n} ∪ Reachable(succ(n))``: the root itself and every instruction a path of control
-    edges leads to from it (variables and constants are never reachable).
-
-    Returns:
-        ``bool [N]`` labels, and the steps an iterative analysis needs to reach its fixed point from the
-        root: the longest shortest path from the root to a reachable node, plus one.
-    """
-    if not 0 <= root < graph.num_nodes or graph.node_type[root] != INSTRUCTION:
-        raise ValueError(f"root {root} is not an instruction node of the graph")
-    distances = nx.single_source_shortest_path_length(control_flow_graph(graph), root)
-    labels = np.zeros(graph.num_nodes, dtype=bool)
-    labels[list(distances)] = True
-    return labels, max(distances.values()) + 1

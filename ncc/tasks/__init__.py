@@ -5,7 +5,7 @@
     >>> config = load_config("loops.toml", {"task": "loops", "model.name": "ggnn", "epochs": 10})
     >>> get_task("loops").train(config)["test"]["accuracy"]
 
-Modules: :mod:`~ncc.tasks.loops` (a sanity check), :mod:`~ncc.tasks.reachability` (a root-node data-flow
-task), :mod:`~ncc.tasks.devmap`, :mod:`~ncc.tasks.threadcoarsening`, :mod:`~ncc.tasks.classifyapp`.
+Modules: :mod:`~ncc.tasks.loops` (a sanity check), :mod:`~ncc.tasks.dataflow` (root-node data-flow
+analyses), :mod:`~ncc.tasks.devmap`, :mod:`~ncc.tasks.threadcoarsening`, :mod:`~ncc.tasks.classifyapp`.
 Importing this package imports none of them (nor torch).
 """

@@ -4,7 +4,7 @@ A task declares its options, its level (one label per graph, or per node, option
 of the nodes), its metrics, and the table it reproduces: the rows it offers (and those that finish on a
 CPU in minutes), its platforms or analyses, and its protocols. Three shapes share it:
 
-* :class:`SupervisedTask`: one train / val / test split (``loops``, ``reachability``, ``classifyapp``);
+* :class:`SupervisedTask`: one train / val / test split (``loops``, ``dataflow``, ``classifyapp``);
   :meth:`SupervisedTask.prepare` gives the datasets and ``ncc train`` runs the trainer on them. Node-level
   tasks with a root node carry a selector per example (:class:`~ncc.training.datasets.Example`).
 * cross-validated tables (``devmap``, ``threadcoarsening``): :meth:`Task.train` runs the folds of one

@@ -132,29 +132,30 @@ def test_has_loop_sees_loops_and_not_recursion(compile_c):
 
 
 def test_reachability_follows_control_flow_from_the_root(compile_c):
-    from ncc.graph.analysis import reachability
+    from ncc.graph.dataflow import Reachability
 
     g = compile_c("int f(int a){ if (a > 0) { a = a * 3; } else { a = a - 7; } return a; }\n")
+    reachability = Reachability(g)
     instructions = np.flatnonzero(g.node_type == INSTRUCTION)
     entry = int(instructions[1])  # the function's first instruction (node 0 is the external node)
-    reached, steps = reachability(g, entry)
+    reached, steps = reachability.query(entry)
     assert reached[instructions[1:]].all() and not reached[g.node_type != INSTRUCTION].any()
     assert not reached[0] and steps > 2
     ret = int(np.flatnonzero(g.node_text == "ret")[0])
-    only, one_step = reachability(g, ret)
+    only, one_step = reachability.query(ret)
     assert only.sum() == 1 and only[ret] and one_step == 1
     then = int(np.flatnonzero(g.node_text == "mul")[0])  # the then-branch reaches the join, not the else-branch
-    from_then, _ = reachability(g, then)
+    from_then, _ = reachability.query(then)
     assert from_then[ret] and not from_then[np.flatnonzero(g.node_text == "sub")].any()
-    with pytest.raises(ValueError, match="not an instruction"):
-        reachability(g, int(np.flatnonzero(g.node_type != INSTRUCTION)[0]))
+    with pytest.raises(ValueError, match="cannot be a root"):
+        reachability.query(int(np.flatnonzero(g.node_type != INSTRUCTION)[0]))
 
 
 def test_inside_a_loop_everything_after_the_header_is_reachable_again(compile_c):
-    from ncc.graph.analysis import reachability
+    from ncc.graph.dataflow import Reachability
 
     g = compile_c("int f(int n){int s=0; for(int i=0;i<n;i++) s+=i*i; return s;}\n")
     body = int(np.flatnonzero(g.node_text == "mul")[0])
-    reached, _ = reachability(g, body)
+    reached, _ = Reachability(g).query(body)
     assert reached[np.flatnonzero(g.node_text == "icmp")].all()  # the loop test, before the body in text order
     assert reached[np.flatnonzero(g.node_text == "ret")].all()

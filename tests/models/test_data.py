@@ -8,7 +8,7 @@ import torch
 from torch_geometric.data import Batch
 
 from ncc.graph import to_pyg
-from ncc.graph.analysis import reachability
+from ncc.graph.dataflow import Reachability
 from ncc.models import GGNN
 
 
@@ -43,7 +43,7 @@ def test_a_root_node_query_reaches_the_model(graphs, vocabulary):
     items = []
     for graph in graphs:
         root = int(np.flatnonzero(graph.node_type == 0)[1])
-        labels, _ = reachability(graph, root)
+        labels, _ = Reachability(graph).query(root)
         selector = np.zeros(graph.num_nodes, dtype=np.int64)
         selector[root] = 1
         items.append(to_pyg(graph, vocabulary, y=labels, selector=selector, mask=graph.node_type == 0, compact=True))

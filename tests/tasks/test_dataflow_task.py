@@ -1,4 +1,4 @@
-"""The reachability task: root-node examples, their selector, labels and mask, through the processed cache."""
+"""The dataflow task: root-node examples, their selector, labels and mask, through the processed cache."""
 
 from __future__ import annotations
 
@@ -7,24 +7,24 @@ import math
 import numpy as np
 import pytest
 
-from ncc.graph.analysis import reachability
+from ncc.graph.dataflow import analysis
 from ncc.graph.program_graph import INSTRUCTION
 from ncc.training import get_task, load_config
 
-OPTIONS = {"task.programs": 30, "task.max_roots": 4}
+OPTIONS = {"task.programs": 30, "task.max_roots": 4, "task.analysis": "liveness"}
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     cache = tmp_path_factory.mktemp("reach-cache")
-    config = load_config(None, {"task": "reachability", "model.name": "ggnn", "data.cache_dir": str(cache),
+    config = load_config(None, {"task": "dataflow", "model.name": "ggnn", "data.cache_dir": str(cache),
                                 "progress": False, **OPTIONS})
-    return get_task("reachability").prepare(config, progress=False), config
+    return get_task("dataflow").prepare(config, progress=False), config
 
 
 def test_examples_mark_one_root_and_label_what_it_reaches(prepared):
     data, _ = prepared
-    task = get_task("reachability")
+    task = get_task("dataflow")
     examples = [e for split in ("train", "val", "test") for e in data.splits[split].source.examples()]
     programs = {e.name.split("@")[0]: e.graph for e in examples}
     assert len(programs) == 30 and data.selector
@@ -34,11 +34,12 @@ def test_examples_mark_one_root_and_label_what_it_reaches(prepared):
     for example in examples:
         root = int(np.flatnonzero(example.selector)[0])
         assert example.selector.sum() == 1 and root != 0 and example.graph.node_type[root] == INSTRUCTION
-        expected, _ = reachability(example.graph, root)
-        np.testing.assert_array_equal(example.y, expected.astype(np.int64))
-        np.testing.assert_array_equal(example.mask, example.graph.node_type == INSTRUCTION)
-    assert task.examples_kind(task.check_options({"max_roots": 4})) != task.examples_kind(
-        task.check_options({"max_roots": 5}))
+        solver = analysis("liveness", example.graph)
+        np.testing.assert_array_equal(example.y, solver.reference(root).astype(np.int64))
+        np.testing.assert_array_equal(example.mask, solver.mask())
+    kinds = {task.examples_kind(task.check_options(options))
+             for options in ({"max_roots": 4}, {"max_roots": 5}, {"analysis": "dominance"}, {"max_steps": 30})}
+    assert len(kinds) == 4
 
 
 def test_processed_items_carry_selector_labels_and_mask(prepared):
@@ -48,12 +49,12 @@ def test_processed_items_carry_selector_labels_and_mask(prepared):
     example = train.source.examples()[0]
     assert item.selector.tolist() == example.selector.tolist()
     assert item.y.tolist() == example.y.tolist() and item.mask.tolist() == example.mask.tolist()
-    assert 0 < data.info["train"]["reachable_share"] < 1
+    assert 0 < data.info["train"]["positive_share"] < 1
 
 
 def test_a_second_prepare_reads_the_cache_and_other_roots_are_other_data(prepared, tmp_path):
     data, config = prepared
-    again = get_task("reachability").prepare(config, progress=False)
+    again = get_task("dataflow").prepare(config, progress=False)
     assert not again.splits["train"].reprocessed and again.splits["train"].key == data.splits["train"].key
     other = config.with_overrides({"task.seed": 1})
-    assert get_task("reachability").prepare(other, progress=False).splits["train"].key != data.splits["train"].key
+    assert get_task("dataflow").prepare(other, progress=False).splits["train"].key != data.splits["train"].key
