@@ -58,3 +58,23 @@ def test_a_second_prepare_reads_the_cache_and_other_roots_are_other_data(prepare
     assert not again.splits["train"].reprocessed and again.splits["train"].key == data.splits["train"].key
     other = config.with_overrides({"task.seed": 1})
     assert get_task("dataflow").prepare(other, progress=False).splits["train"].key != data.splits["train"].key
+
+
+@pytest.mark.training
+def test_ncc_train_dataflow_builds_a_model_that_reads_the_selector(prepared, tmp_path, capsys):
+    import torch
+
+    from ncc.cli import main
+    from ncc.training.trainer import load_checkpoint
+
+    _, config = prepared
+    main(["train", "dataflow", "--analysis", "liveness", "--model", "ggnn", "--epochs", "2", "-o", str(tmp_path / "run"),
+          "--set", f"data.cache_dir={config.data.cache_dir}", "--set", "task.programs=30", "--set", "task.max_roots=4",
+          "--set", "progress=false", "--set", "model.steps=4"])
+    line = capsys.readouterr().out
+    assert line.startswith(f"{tmp_path / 'run'}: val accuracy") and "test f1" in line and "test recall" in line
+    checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert checkpoint["model_kwargs"]["selector"] is True and checkpoint["model_kwargs"]["readout"] == "node"
+    assert checkpoint["task"] == "dataflow" and checkpoint["config"]["task_options"]["analysis"] == "liveness"
+    assert isinstance(checkpoint["model"], dict) and all(torch.isfinite(v).all() for v in checkpoint["model"].values()
+                                                         if v.is_floating_point())
