@@ -3,8 +3,15 @@
 Each example is a program graph with one root marked by the selector and a binary label on every node:
 the answer of one of the five analyses of :mod:`ncc.graph.dataflow` (``reachability``, ``dominance``,
 ``datadep``, ``liveness``, ``subexpressions``) for that root. Only the node kind an analysis labels is
-scored (its mask). Programs come from ncc's generator (:mod:`ncc.frontend.generator`, half of them with
-loops), compiled at ``-O0``; every example of a program lies in its program's split.
+scored (its mask), and every example records the steps its analysis needed (``data.steps``).
+
+Corpora (``corpus``): ``generated`` (ncc's generator, :mod:`ncc.frontend.generator`, half of the programs
+with loops, compiled at ``-O0``) or ``llvm-test-suite`` (its 2,227 SingleSource C and C++ programs,
+:func:`ncc.frontend.corpora.llvm_test_suite`, ``programs`` of them drawn by the seed or all with 0,
+compiled at every level of ``opt_levels``; programs clang rejects are left out and counted). The split is
+by source program (3 : 1 : 1 by default): every example of a program, at every level, lies in its
+program's split. The test programs' examples that need more steps than any training example form a
+split of their own, ``long``: where models that learned a fixed number of steps break.
 
 Roots per program, as ProGraML draws them: ``min(ceil(|V| / 10), max_roots)`` distinct eligible nodes,
 drawn by the task's seed. ``max_steps=k`` keeps the examples whose analysis needs at most ``k`` steps
@@ -16,8 +23,10 @@ Models read the selector (ProGraML's two-dimensional selector embedding appended
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -27,7 +36,10 @@ from ncc.training.config import ConfigError
 from ncc.training.generated import GeneratedOptions, GeneratedProgramsTask
 from ncc.training.metrics import binary_metrics
 
-__all__ = ["DataflowOptions", "DataflowTask", "roots"]
+__all__ = ["DataflowOptions", "DataflowTask", "roots", "CORPORA"]
+
+#: The corpora the task draws programs from.
+CORPORA = ("generated", "llvm-test-suite")
 
 
 @dataclass(frozen=True)
@@ -36,21 +48,41 @@ class DataflowOptions(GeneratedOptions):
 
     Attributes:
         analysis: ``reachability``, ``dominance``, ``datadep``, ``liveness`` or ``subexpressions``.
+        corpus: ``generated`` or ``llvm-test-suite``.
+        opt_levels: comma-separated clang levels each program of a corpus is compiled at (e.g. ``0,2``).
+        programs: generated programs, or programs drawn from the corpus (0: all of it).
         max_roots: roots per program at most (ProGraML: 10).
         max_steps: keep only the examples whose analysis reaches its fixed point within this many steps
             (ProGraML's DDF-30 data set: 30); 0 keeps all.
     """
 
     analysis: str = "reachability"
+    corpus: str = "generated"
+    opt_levels: str = "0"
     programs: int = 200
     max_roots: int = 10
     max_steps: int = 0
+
+    def levels(self) -> list[str]:
+        return [level.strip() for level in self.opt_levels.split(",") if level.strip()]
+
+    def check_programs(self, prefix: str, source: str | None) -> None:
+        if not (self.corpus != "generated" and self.programs == 0):  # 0: all of a corpus
+            super().check_programs(prefix, source)
 
     def check(self, prefix: str = "task.", source: str | None = None) -> None:
         super().check(prefix, source)
         if self.analysis not in ANALYSES:
             raise ConfigError(f"{prefix}analysis: must be one of {', '.join(ANALYSES)}, got {self.analysis!r}",
                               source)
+        if self.corpus not in CORPORA:
+            raise ConfigError(f"{prefix}corpus: must be one of {', '.join(CORPORA)}, got {self.corpus!r}", source)
+        levels = self.levels()
+        if not levels or set(levels) - {"0", "1", "2", "3", "s", "z"} or len(set(levels)) != len(levels):
+            raise ConfigError(f"{prefix}opt_levels: expected distinct levels from 0,1,2,3,s,z, got "
+                              f"{self.opt_levels!r}", source)
+        if self.corpus == "generated" and levels != ["0"]:
+            raise ConfigError(f"{prefix}opt_levels: generated programs compile at 0 only", source)
         if self.max_roots < 1:
             raise ConfigError(f"{prefix}max_roots: must be >= 1, got {self.max_roots}", source)
         if self.max_steps < 0:
@@ -79,7 +111,7 @@ class DataflowTask(GeneratedProgramsTask):
         from ncc.training.datasets import Example
 
         solver = analysis(options.analysis, graph)
-        rng = np.random.default_rng([options.seed, int(name.rsplit("_", 1)[1])])
+        rng = np.random.default_rng([options.seed, int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)])
         scored = solver.mask()
         examples = []
         for root in roots(solver.roots(), graph.num_nodes, options.max_roots, rng).tolist():
@@ -89,8 +121,47 @@ class DataflowTask(GeneratedProgramsTask):
             selector = np.zeros(graph.num_nodes, dtype=np.int64)
             selector[root] = 1
             examples.append(Example(graph, labels.astype(np.int64), name=f"{name}@{root}", selector=selector,
-                                    mask=scored))
+                                    mask=scored, info={"steps": steps}))
         return examples
+
+    def program_files(self, options: DataflowOptions, root: Path) -> list[tuple[str, Path, None]]:
+        if options.corpus == "generated":
+            return super().program_files(options, root)
+        from ncc.frontend.corpora import llvm_test_suite
+
+        sources = llvm_test_suite()
+        if options.programs and options.programs < len(sources):
+            chosen = np.random.default_rng(options.seed).choice(len(sources), options.programs, replace=False)
+            sources = [sources[i] for i in sorted(chosen)]
+        base = sources[0].parents[len(sources[0].parts) - 1 - sources[0].parts.index("SingleSource")]
+        return [(str(path.relative_to(base)), path, None) for path in sources]
+
+    def compile_levels(self, options: DataflowOptions) -> tuple[str, ...]:
+        return tuple(options.levels())
+
+    def source_flags(self, options: DataflowOptions):
+        if options.corpus == "generated":
+            return None
+        from ncc.frontend.corpora import llvm_test_suite_flags
+
+        return llvm_test_suite_flags
+
+    def compiles_strictly(self, options: DataflowOptions) -> bool:
+        return options.corpus == "generated"
+
+    def final_splits(self, options: DataflowOptions, sources: dict) -> dict:
+        """train, val, and the test programs' examples split by steps: ``test`` within the training examples'
+        longest, ``long`` beyond it (absent when there are none)."""
+        from ncc.training.datasets import ExampleSource
+
+        longest = max((e.info["steps"] for e in sources["train"].examples()), default=0)
+        test = sources["test"].examples()
+        beyond = [e for e in test if e.info["steps"] > longest]
+        if not beyond:
+            return sources
+        within = [e for e in test if e.info["steps"] <= longest]
+        return {"train": sources["train"], "val": sources["val"], "test": ExampleSource(within),
+                "long": ExampleSource(beyond)}
 
     def examples_kind(self, options: DataflowOptions) -> str:
         return f"ncc.dataflow:{options.analysis}:roots={options.max_roots}:steps={options.max_steps}"
@@ -101,5 +172,7 @@ class DataflowTask(GeneratedProgramsTask):
     def split_info(self, dataset) -> dict:
         labels = dataset.labels.numpy()
         mask = dataset._data.mask.numpy()
+        steps = dataset._data.steps.numpy()
         return {**super().split_info(dataset), "examples": len(dataset),
-                "positive_share": float(labels[mask].mean()) if mask.any() else 0.0}
+                "positive_share": float(labels[mask].mean()) if mask.any() else 0.0,
+                "steps_median": float(np.median(steps)), "steps_max": int(steps.max())}

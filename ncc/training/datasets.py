@@ -23,7 +23,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -53,6 +53,8 @@ class Example:
         name: where it came from, for messages.
         selector: the root marker of a root-node query, ``[N]`` of 0 / 1 (ProGraML's data-flow tasks), or None.
         mask: the nodes a node-level label is scored on, ``bool [N]`` (None: every node).
+        info: graph-level numbers stored beside the example under their own names (e.g. ``steps``, what a
+            data-flow analysis needed), for analysing results; the models do not read them.
     """
 
     graph: ProgramGraph
@@ -61,6 +63,7 @@ class Example:
     name: str = ""
     selector: Any = None
     mask: Any = None
+    info: Mapping[str, float] | None = None
 
 
 class GraphSource(Protocol):
@@ -127,7 +130,8 @@ class ExampleSource:
         self.key = _digest(*[(graph_digest(e.graph), np.asarray(e.y).tolist(),
                               None if e.aux is None else np.asarray(e.aux, dtype=np.float64).tolist(),
                               None if e.selector is None else np.asarray(e.selector, dtype=np.int64).tolist(),
-                              None if e.mask is None else np.asarray(e.mask, dtype=bool).tolist())
+                              None if e.mask is None else np.asarray(e.mask, dtype=bool).tolist(),
+                              sorted((e.info or {}).items()))
                              for e in self._examples])
 
     def __len__(self) -> int:
@@ -203,8 +207,11 @@ class ProgramGraphDataset(InMemoryDataset):
         examples = self.source.examples()
         for example in tqdm(examples, desc=f"processing {self.name}", unit="graph", disable=not self._progress,
                             leave=False):
-            records.append(to_pyg(example.graph, self.encoder, y=example.y, aux=example.aux,
-                                  selector=example.selector, mask=example.mask, compact=True))
+            record = to_pyg(example.graph, self.encoder, y=example.y, aux=example.aux, selector=example.selector,
+                            mask=example.mask, compact=True)
+            for key, value in (example.info or {}).items():
+                record[key] = torch.tensor([value])
+            records.append(record)
         if not records:
             raise DatasetError(f"no examples in split {self.name!r}", str(self.root))
         data, slices = self.collate(records)

@@ -736,7 +736,8 @@ def evaluate(checkpoint: str | os.PathLike | dict, data: str | os.PathLike | Non
 
     Args:
         checkpoint: a ``best.pt`` / ``checkpoint.pt`` file, a run folder, or a loaded checkpoint.
-        data: a split of the checkpoint's task (``train``, ``val``, ``test``; default ``test``) or a file
+        data: a split of the checkpoint's task (``train``, ``val``, ``test``, ``long`` where the task has
+            it; default ``test``) or a file
             or folder of inputs the task can label (for ``loops``: C sources or LLVM IR).
         device: as for training.
         batch_size: graphs per batch (0: the training configuration's).
@@ -758,8 +759,10 @@ def evaluate(checkpoint: str | os.PathLike | dict, data: str | os.PathLike | Non
     task = get_task(payload["task"])
     target = "test" if data is None else str(data)
     encoder = payload["encoder"]
-    if target in ("train", "val", "test"):
+    if target in ("train", "val", "test", "long") or (target.isidentifier() and not Path(target).exists()):
         prepared = task.prepare(config, progress=progress, encoder=encoder)
+        if target not in prepared.splits:
+            raise NccError(f"task {task.name!r} has no split {target!r}; it has {', '.join(prepared.splits)}")
         dataset = prepared.splits[target]
     else:
         dataset = task.dataset_from_path(target, encoder, config, progress=progress)

@@ -78,3 +78,50 @@ def test_ncc_train_dataflow_builds_a_model_that_reads_the_selector(prepared, tmp
     assert checkpoint["task"] == "dataflow" and checkpoint["config"]["task_options"]["analysis"] == "liveness"
     assert isinstance(checkpoint["model"], dict) and all(torch.isfinite(v).all() for v in checkpoint["model"].values()
                                                          if v.is_floating_point())
+
+
+def test_the_llvm_test_suite_corpus_splits_by_program_and_sets_long_examples_apart(tmp_path):
+    from ncc.frontend.corpora import LLVM_TEST_SUITE_ARCHIVE
+    from ncc.paths import data_home
+
+    if not (data_home() / LLVM_TEST_SUITE_ARCHIVE).is_file():
+        pytest.skip(f"{LLVM_TEST_SUITE_ARCHIVE} is not under $NCC_DATA")
+    config = load_config(None, {"task": "dataflow", "model.name": "ggnn", "task.analysis": "datadep",
+                                "task.corpus": "llvm-test-suite", "task.programs": 24, "task.opt_levels": "0,2",
+                                "task.max_roots": 3, "data.cache_dir": str(tmp_path), "progress": False})
+    data = get_task("dataflow").prepare(config, progress=False)
+    programs = {split: {e.name.split("@")[0] for e in dataset.source.examples()}
+                for split, dataset in data.splits.items()}
+    assert not programs["train"] & programs["val"] and not programs["train"] & (programs["test"] | programs.get(
+        "long", set())) and not programs["val"] & programs["test"]
+    levels = {e.name.split("@")[1] for e in data.splits["train"].source.examples()}
+    assert levels == {"O0", "O2"}
+    longest = max(e.info["steps"] for e in data.splits["train"].source.examples())
+    assert all(e.info["steps"] <= longest for e in data.splits["test"].source.examples())
+    beyond = data.splits["long"].source.examples() if "long" in data.splits else []
+    assert all(e.info["steps"] > longest for e in beyond)
+    example = data.splits["val"].source.examples()[0]
+    root = int(np.flatnonzero(example.selector)[0])
+    labels, steps = analysis("datadep", example.graph).query(root)
+    assert example.info["steps"] == steps and int(data.splits["val"][0].steps) == steps
+    np.testing.assert_array_equal(example.y, labels.astype(np.int64))
+    assert 0 <= data.info["compile_failures"] < 24 * 2 // 4  # the suite's flags make most of them compile
+
+
+def test_test_examples_beyond_the_longest_training_example_form_the_long_split(prepared):
+    from ncc.training.datasets import Example, ExampleSource
+
+    data, _ = prepared
+    graph = data.splits["train"].source.examples()[0].graph
+
+    def examples(*steps):
+        return ExampleSource([Example(graph, np.zeros(graph.num_nodes, dtype=np.int64), info={"steps": s})
+                              for s in steps])
+
+    task = get_task("dataflow")
+    options = task.check_options({})
+    splits = task.final_splits(options, {"train": examples(3, 7), "val": examples(2), "test": examples(1, 7, 8, 20)})
+    assert [e.info["steps"] for e in splits["test"].examples()] == [1, 7]
+    assert [e.info["steps"] for e in splits["long"].examples()] == [8, 20]
+    assert set(task.final_splits(options, {"train": examples(9), "val": examples(2), "test": examples(1)})) == {
+        "train", "val", "test"}
