@@ -6,7 +6,9 @@ pinned sha256 and unpacked once into ncc's cache (atomically: a temporary folder
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 import tarfile
 import tempfile
 from pathlib import Path
@@ -65,12 +67,28 @@ def llvm_test_suite() -> list[Path]:
 
 
 def llvm_test_suite_flags(path: Path) -> tuple[str, ...]:
-    """The flags a source of the suite compiles with: the suite's warnings-off set, and Polybench's headers."""
+    """The flags a source of the suite compiles with: the suite's warnings-off set, the ``-D`` definitions its
+    folders' ``CMakeLists.txt`` add (Polybench's tolerances), and the shared headers of Polybench and the
+    vector unit tests."""
     parts = Path(path).parts
-    if "Polybench" in parts:
-        utilities = Path(*parts[:parts.index("Polybench") + 1]) / "utilities"
-        return (*LLVM_TEST_SUITE_FLAGS, f"-I{utilities}")
-    return LLVM_TEST_SUITE_FLAGS
+    flags = [*LLVM_TEST_SUITE_FLAGS, *_definitions(Path(path).parent)]
+    for folder, headers in (("Polybench", "utilities"), ("Vector", "")):
+        if folder in parts:
+            flags.append(f"-I{Path(*parts[:parts.index(folder) + 1], headers)}")
+    return tuple(flags)
+
+
+@functools.lru_cache(maxsize=None)
+def _definitions(folder: Path) -> tuple[str, ...]:
+    """The ``add_definitions(-D...)`` of a folder's ``CMakeLists.txt`` and its parents' up to ``SingleSource``."""
+    found: list[str] = []
+    while folder.name and folder.name != "SingleSource":
+        cmake = folder / "CMakeLists.txt"
+        if cmake.is_file():
+            for arguments in re.findall(r"add_definitions\(([^)]*)\)", cmake.read_text(errors="replace")):
+                found += [word for word in arguments.split() if word.startswith("-D")]
+        folder = folder.parent
+    return tuple(found)
 
 
 def suite_of(path: Path) -> str:
