@@ -9,8 +9,8 @@ Corpora (``corpus``): ``generated`` (ncc's generator, :mod:`ncc.frontend.generat
 with loops, compiled at ``-O0``) or ``llvm-test-suite`` (its 2,227 SingleSource C and C++ programs,
 :func:`ncc.frontend.corpora.llvm_test_suite`, ``programs`` of them drawn by the seed or all with 0,
 compiled at every level of ``opt_levels``; programs clang rejects are left out and counted). The split is
-by source program (3 : 1 : 1 by default): every example of a program, at every level, lies in its
-program's split. The test programs' examples that need more steps than any training example form a
+by source program (70 / 15 / 15 by default; ``val_fraction=0.2, test_fraction=0.2`` is ProGraML's
+3 : 1 : 1): every example of a program, at every level, lies in its program's split. The test programs' examples that need more steps than any training example form a
 split of their own, ``long``: where models that learned a fixed number of steps break.
 
 Roots per program, as ProGraML draws them: ``min(ceil(|V| / 10), max_roots)`` distinct eligible nodes,
