@@ -10,8 +10,9 @@ with loops, compiled at ``-O0``) or ``llvm-test-suite`` (its 2,227 SingleSource 
 :func:`ncc.frontend.corpora.llvm_test_suite`, ``programs`` of them drawn by the seed or all with 0,
 compiled at every level of ``opt_levels``; programs clang rejects are left out and counted). The split is
 by source program (70 / 15 / 15 by default; ``val_fraction=0.2, test_fraction=0.2`` is ProGraML's
-3 : 1 : 1): every example of a program, at every level, lies in its program's split. The test programs' examples that need more steps than any training example form a
-split of their own, ``long``: where models that learned a fixed number of steps break.
+3 : 1 : 1): every example of a program, at every level, lies in its program's split. The test programs'
+examples that need more steps than any training example form a split of their own, ``long``: where models
+that learned a fixed number of steps break.
 
 Roots per program, as ProGraML draws them: ``min(ceil(|V| / 10), max_roots)`` distinct eligible nodes,
 drawn by the task's seed. ``max_steps=k`` keeps the examples whose analysis needs at most ``k`` steps
