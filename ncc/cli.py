@@ -128,7 +128,37 @@ def embed(corpus, output_dir, context_size, dim, epochs, min_count, vocabulary, 
     _report(f"{output_dir}: {result.summary()}", result.failures, succeeded=result.report["corpus"]["modules"])
 
 
-@cli.command("train")
+class _TaskCommand(click.Command):
+    """A command whose help ends with what the task registry offers (read only when help is shown)."""
+
+    def __init__(self, *args, listing=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.listing = listing
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from ncc.training import get_task, task_names
+
+        with formatter.section("Tasks"):
+            formatter.write_dl([(name, self.listing(get_task(name))) for name in task_names()])
+        super().format_epilog(ctx, formatter)
+
+
+def _models_of(task) -> str:
+    from ncc.models import MODELS
+
+    return f"{task.description}; models: {', '.join(MODELS)}"
+
+
+def _rows_of(task) -> str:
+    if not task.rows:
+        return "no table"
+    parts = [f"rows {', '.join(task.rows)} (default: {', '.join(task.fast_rows)})"]
+    parts += [f"{kind} {', '.join(values)}" for kind, values in (("platforms", task.platforms),
+                                                                 ("protocols", task.protocols)) if values]
+    return "; ".join(parts)
+
+
+@cli.command("train", cls=_TaskCommand, listing=_models_of)
 @click.argument("task")
 @click.option("--model", "-m", "model", default=None, help="Model name (ggnn, lstm, rgine, ...).")
 @click.option("--config", "-c", "config_file", type=click.Path(dir_okay=False), default=None, help="TOML config.")
@@ -188,7 +218,7 @@ def evaluate_command(checkpoint, data, device, batch_size, as_json):
         click.echo(_metrics_line(f"{result['data']}: {result['graphs']} graphs;", {"": result["metrics"]}))
 
 
-@cli.command("reproduce")
+@cli.command("reproduce", cls=_TaskCommand, listing=_rows_of)
 @click.argument("task")
 @click.option("--models", default=None,
               help="Comma-separated rows, or 'all' (default: the rows that finish on a CPU in minutes).")

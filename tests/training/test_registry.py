@@ -97,3 +97,18 @@ def test_a_task_without_a_table_says_so(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["reproduce", "loops", "-o", str(tmp_path)])
     assert capsys.readouterr().err.strip() == "error: task 'loops' has no table to reproduce"
+
+
+def test_help_lists_the_tasks_with_their_models_and_rows():
+    from click.testing import CliRunner
+
+    from ncc.cli import cli
+
+    train = " ".join(CliRunner().invoke(cli, ["train", "--help"]).output.split())
+    reproduce = " ".join(CliRunner().invoke(cli, ["reproduce", "--help"]).output.split())
+    for name in task_names():
+        assert f" {name} " in train.split("Tasks:")[1] and f" {name} " in reproduce.split("Tasks:")[1]
+    assert "models: ggnn, lstm, rgine" in train
+    assert "devmap rows static, aux, random, grewe, graph-gbt, ncc-trees, lstm, ggnn, rgine (default: static, aux, " \
+           "random, grewe, graph-gbt, ncc-trees); platforms amd, nvidia; protocols published, grouped" in reproduce
+    assert "dataflow no table" in reproduce
