@@ -222,9 +222,11 @@ def evaluate_command(checkpoint, data, device, batch_size, as_json):
 @click.argument("task")
 @click.option("--models", default=None,
               help="Comma-separated rows, or 'all' (default: the rows that finish on a CPU in minutes).")
-@click.option("--platform", "platforms", multiple=True, help="Only these platforms (repeatable).")
+@click.option("--platform", "platforms", multiple=True,
+              help="Only these platforms, or for dataflow these analyses (repeatable).")
 @click.option("--protocol", "protocols", multiple=True,
-              help="devmap: published and/or grouped (repeatable; default both); classifyapp: quick (default) or full.")
+              help="devmap: published and/or grouped (repeatable; default both); classifyapp: quick (default) or "
+                   "full; dataflow: quick (default) or corpus.")
 @click.option("--classes", type=click.IntRange(2, 104), default=None, help="classifyapp: use POJ-104 labels 1..N.")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds per row (0, 1, ...).")
 @click.option("--source", type=click.Choice(["original", "ncc-ir", "normalised"]), default=None,

@@ -28,16 +28,20 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
+from ncc.errors import NccError
 from ncc.graph import ProgramGraph
 from ncc.graph.dataflow import ANALYSES, analysis
 from ncc.training.config import ConfigError
 from ncc.training.generated import GeneratedOptions, GeneratedProgramsTask
 from ncc.training.metrics import binary_metrics
+from ncc.training.task import TableRequest, TableResult
 
-__all__ = ["DataflowOptions", "DataflowTask", "roots", "CORPORA"]
+__all__ = ["DataflowOptions", "DataflowTask", "roots", "CORPORA", "PROTOCOLS", "PUBLISHED", "train_row",
+           "reproduce_dataflow"]
 
 #: The corpora the task draws programs from.
 CORPORA = ("generated", "llvm-test-suite")
@@ -106,6 +110,11 @@ class DataflowTask(GeneratedProgramsTask):
     metric_names = ("accuracy", "precision", "recall", "f1", "loss")
     monitor = "f1"
     uses_selector = True
+    rows = {"ggnn": "program graph and root (ProGraML's GGNN, summed messages)",
+            "rgine": "program graph and root (ncc's relational GINE)"}
+    fast_rows = ("ggnn",)
+    platforms = tuple(ANALYSES)
+    protocols = ("quick", "corpus")
 
     def make_examples(self, options: DataflowOptions, name: str, graph: ProgramGraph, has_loop: int) -> list:
         """One example per root: the selector marks it, the labels are the analysis' answer, its kind is scored."""
@@ -170,6 +179,18 @@ class DataflowTask(GeneratedProgramsTask):
     def metrics(self, logits: np.ndarray, targets: np.ndarray, num_classes: int) -> dict[str, float]:
         return binary_metrics(logits, targets)
 
+    def reproduce(self, output: Path, request: TableRequest) -> TableResult:
+        """The data-flow table (:func:`reproduce_dataflow`): the requested analyses ("platforms") and models."""
+        self.check_request(request)
+        if len(request.protocols) > 1:
+            raise NccError(f"dataflow takes one protocol of {', '.join(self.protocols)}")
+        if request.folds is not None or request.clang:
+            raise NccError("dataflow has one split, no folds, and compiles with the default toolchain")
+        rows = reproduce_dataflow(output, request.rows or self.fast_rows, request.platforms or self.platforms,
+                                  request.protocols[0] if request.protocols else "quick", request.seeds,
+                                  request.epochs, request.progress)
+        return TableResult(rows, output / "dataflow.md", output / "dataflow.csv")
+
     def split_info(self, dataset) -> dict:
         labels = dataset.labels.numpy()
         mask = dataset._data.mask.numpy()
@@ -177,3 +198,90 @@ class DataflowTask(GeneratedProgramsTask):
         return {**super().split_info(dataset), "examples": len(dataset),
                 "positive_share": float(labels[mask].mean()) if mask.any() else 0.0,
                 "steps_median": float(np.median(steps)), "steps_max": int(steps.max())}
+
+
+# ------------------------------------------------------------------------------------------------ the table
+
+#: The table's protocols: the task options and trainer settings every row of one protocol shares.
+#: ``quick``: ncc's generated programs, examples within 10 steps, minutes per row on one CPU thread.
+#: ``corpus``: the llvm-test-suite at -O0 and -O2, ProGraML's 3 : 1 : 1 split, DDF-30 (hours per row on a CPU).
+PROTOCOLS = {
+    "quick": ({"programs": 400, "max_steps": 10},
+              {"epochs": 60, "optimizer.lr": 1e-3, "data.batch_size": 32, "model.steps": 10}),
+    "corpus": ({"corpus": "llvm-test-suite", "programs": 0, "opt_levels": "0,2", "max_steps": 30,
+                "val_fraction": 0.2, "test_fraction": 0.2},
+               {"epochs": 20, "optimizer.lr": 1e-3, "data.node_budget": 10000, "model.steps": 30}),
+}
+#: Per model, on top of a protocol's settings: the GGNN sums its messages (reachability is an "or" over
+#: predecessors, which a mean dilutes), rgine runs as many layers as the GGNN runs steps.
+MODEL_SETTINGS = {"ggnn": {"model.aggregation": "sum"}, "rgine": {}}
+#: ProGraML's F1 (ICML 2021, GGNN, DDF-30 test programs; and on all test programs with 200 steps).
+PUBLISHED = {"reachability": (0.998, 0.943), "dominance": (1.000, 0.123), "datadep": (0.997, 0.965),
+             "liveness": (0.937, 0.625), "subexpressions": (0.996, 0.959)}
+
+
+def row_settings(model: str, protocol: str) -> dict:
+    """The trainer settings of a row: the protocol's, then the model's (rgine: layers = the protocol's steps)."""
+    options, settings = PROTOCOLS[protocol]
+    merged = {**settings, **MODEL_SETTINGS[model]}
+    if model == "rgine":
+        merged["model.num_layers"] = merged.pop("model.steps")
+    return merged
+
+
+def train_row(analysis_name: str, model: str, protocol: str, seed: int, output: Path, progress: bool = True,
+              epochs: int | None = None) -> dict:
+    """Train (or find finished, or resume) one row and return its report."""
+    import json
+
+    from ncc.training import trainer
+    from ncc.training.config import load_config
+    from ncc.training.crossval import run_name
+
+    options = {**PROTOCOLS[protocol][0], "analysis": analysis_name}
+    settings = {**row_settings(model, protocol), **({"epochs": epochs} if epochs else {})}
+    folder = Path(output) / protocol / analysis_name / run_name(model, seed, {**options, **settings})
+    if (folder / trainer.REPORT_FILE).is_file() and (folder / trainer.BEST_FILE).is_file():
+        return json.loads((folder / trainer.REPORT_FILE).read_text())
+    overrides = {"task": "dataflow", "model.name": model, "seed": seed, "output": str(folder), "progress": progress,
+                 "resume": (folder / trainer.CHECKPOINT_FILE).is_file(),
+                 **{f"task.{key}": value for key, value in options.items()}, **settings}
+    return trainer.train(load_config(None, overrides)).report
+
+
+def reproduce_dataflow(output: str | Path, models: Sequence[str] = ("ggnn",), analyses: Sequence[str] = tuple(ANALYSES),
+                       protocol: str = "quick", seeds: Sequence[int] = (0,), epochs: int | None = None,
+                       progress: bool = True) -> list[dict]:
+    """Train every (analysis, model, seed) of a protocol and write ``dataflow.csv`` / ``dataflow.md``.
+
+    Each row: precision, recall and F1 on the test split (mean and standard deviation over the seeds), F1
+    on the ``long`` split where the protocol has one, the test examples, the median wall time, and
+    ProGraML's published F1 beside it.
+    """
+    import time
+
+    from ncc.training.crossval import write_table
+
+    output = Path(output)
+    rows = []
+    for name in analyses:
+        for model in models:
+            started = time.perf_counter()
+            reports = [train_row(name, model, protocol, seed, output, progress, epochs) for seed in seeds]
+            row = {"analysis": name, "model": model, "protocol": protocol, "seeds": len(reports),
+                   "test_examples": reports[0]["data"]["test"]["examples"]}
+            for split, metrics in (("test", ("precision", "recall", "f1")), ("long", ("f1",))):
+                for metric in metrics:
+                    values = [r["metrics"][split][metric] for r in reports if split in r["metrics"]]
+                    if values:
+                        row[f"{split}_{metric}"] = float(np.mean(values))
+                        row[f"{split}_{metric}_std"] = float(np.std(values)) if len(values) > 1 else float("nan")
+            row["minutes"] = float(np.median([r["wall_time_s"] for r in reports]) / 60)
+            row["wall_s_this_run"] = time.perf_counter() - started
+            published, on_all = PUBLISHED[name]
+            row["published"] = f"{published} DDF-30, {on_all} all programs (ProGraML ICML'21, GGNN)"
+            rows.append(row)
+    columns = ["analysis", "model", "protocol", "test_precision", "test_recall", "test_f1", "test_f1_std",
+               "long_f1", "test_examples", "seeds", "minutes", "published"]
+    write_table(rows, columns, output / "dataflow")
+    return rows

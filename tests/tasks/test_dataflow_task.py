@@ -125,3 +125,29 @@ def test_test_examples_beyond_the_longest_training_example_form_the_long_split(p
     assert [e.info["steps"] for e in splits["long"].examples()] == [8, 20]
     assert set(task.final_splits(options, {"train": examples(9), "val": examples(2), "test": examples(1)})) == {
         "train", "val", "test"}
+
+
+@pytest.mark.training
+def test_reproduce_writes_one_row_per_analysis_and_model_with_the_published_figures(tmp_path, monkeypatch, capsys):
+    from ncc.cli import main
+    from ncc.tasks import dataflow
+
+    monkeypatch.setitem(dataflow.PROTOCOLS, "quick", ({"programs": 30, "max_roots": 3, "max_steps": 10},
+                                                      {"epochs": 2, "data.batch_size": 8, "model.steps": 4}))
+    monkeypatch.setenv("NCC_CACHE", str(tmp_path / "cache"))
+    arguments = ["reproduce", "dataflow", "--platform", "liveness", "--platform", "dominance", "--models", "ggnn,rgine",
+                 "-o", str(tmp_path / "out")]
+    main(arguments)
+    out = capsys.readouterr().out
+    with open(tmp_path / "out" / "dataflow.csv", newline="") as handle:
+        rows = list(__import__("csv").DictReader(handle))
+    assert [(r["analysis"], r["model"]) for r in rows] == [("liveness", "ggnn"), ("liveness", "rgine"),
+                                                           ("dominance", "ggnn"), ("dominance", "rgine")]
+    assert all(0 <= float(r["test_f1"]) <= 1 and r["published"].startswith(str(dataflow.PUBLISHED[r["analysis"]][0]))
+               for r in rows)
+    assert "| liveness | ggnn | quick |" in out
+    runs = sorted((tmp_path / "out" / "quick").glob("*/*/report.json"))
+    assert len(runs) == 4
+    stamps = [run.stat().st_mtime_ns for run in runs]
+    main(arguments)  # finished rows are read back, not trained again
+    assert [run.stat().st_mtime_ns for run in runs] == stamps
