@@ -150,8 +150,9 @@ class Dominance(RootAnalysis):
         return members[0], members
 
     @cached_property
-    def _solved(self) -> dict[int, tuple[list[int], list[dict[int, int]]]]:
-        """Per function (by its entry): its instructions and the Dom bitsets of every round of the solver."""
+    def _solved(self) -> dict[int, tuple[list[int], dict[int, int], list[int]]]:
+        """Per function (by its entry): its instructions, the final Dom bitsets, and per round of the solver
+        the bitset of the roots whose membership of some Dom set changed in that round."""
         solved = {}
         for function in np.unique(self.graph.node_function[self.graph.node_type == INSTRUCTION]):
             if function < 0:
@@ -164,31 +165,30 @@ class Dominance(RootAnalysis):
             everything = sum(1 << index[n] for n in reachable)
             dom = {n: everything for n in reachable}
             dom[entry] = 1 << index[entry]
-            rounds = [dom]
+            changed_roots = [everything]  # round 1: the initial state
             while True:
                 new = {n: (dom[n] if n == entry else
                            _meet([dom[p] for p in self.control.predecessors(n) if p in dom], everything)
                            | (1 << index[n]))
                        for n in reachable}
-                if new == dom:
+                changes = 0
+                for n in reachable:
+                    changes |= new[n] ^ dom[n]
+                if not changes:
                     break
-                rounds.append(new)
+                changed_roots.append(changes)
                 dom = new
-            solved[entry] = (members, rounds)
+            solved[entry] = (members, dom, changed_roots)
         return solved
 
     def query(self, root: int) -> tuple[np.ndarray, int]:
         self._check_root(root)
         entry, _ = self._function(root)
-        members, rounds = self._solved[entry]
-        final = rounds[-1]
+        members, final, changed_roots = self._solved[entry]
         if root not in final:  # unreachable from the entry: dominates nothing, not even itself
             return self._labels([]), 1
         bit = 1 << members.index(root)
-        steps = 1
-        for k in range(1, len(rounds)):
-            if any((rounds[k][n] ^ rounds[k - 1][n]) & bit for n in final):
-                steps = k + 1
+        steps = max(k + 1 for k, changes in enumerate(changed_roots) if changes & bit)
         return self._labels(n for n, dominators in final.items() if dominators & bit), steps
 
     def reference(self, root: int) -> np.ndarray:
