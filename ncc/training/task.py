@@ -243,6 +243,7 @@ class SupervisedTask(Task):
         """
 
     def train(self, config: "TrainConfig") -> dict:
+        """Run the trainer on :meth:`prepare`'s data; the run folder, the best epoch and every split's metrics."""
         from ncc.training.trainer import train
 
         result = train(config, task=self)
