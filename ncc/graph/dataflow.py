@@ -32,6 +32,7 @@ All numpy and networkx, no torch.
 
 from __future__ import annotations
 
+import abc
 from functools import cached_property
 
 import networkx as nx
@@ -61,7 +62,7 @@ def _bits(mask: int) -> list[int]:
     return positions
 
 
-class RootAnalysis:
+class RootAnalysis(abc.ABC):
     """A root-node analysis of one graph (built once, then queried per root).
 
     Attributes:
@@ -84,16 +85,20 @@ class RootAnalysis:
         """``bool [N]``: the nodes the analysis labels."""
         return np.isin(self.graph.node_type, self.labelled)
 
+    @abc.abstractmethod
     def query(self, root: int) -> tuple[np.ndarray, int]:
         """``bool [N]`` labels of a root and the steps its solver needed."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def reference(self, root: int) -> np.ndarray:
         """The same labels by an independent formulation."""
-        raise NotImplementedError
+
+    @cached_property
+    def _root_set(self) -> frozenset[int]:
+        return frozenset(self.roots().tolist())
 
     def _check_root(self, root: int) -> None:
-        if root not in set(self.roots().tolist()):
+        if root not in self._root_set:
             raise ValueError(f"node {root} cannot be a root of {self.name}")
 
     def _labels(self, nodes) -> np.ndarray:
@@ -151,8 +156,8 @@ class Dominance(RootAnalysis):
 
     @cached_property
     def _solved(self) -> dict[int, tuple[list[int], dict[int, int], list[int]]]:
-        """Per function (by its entry): its instructions, the final Dom bitsets, and per round of the solver
-        the bitset of the roots whose membership of some Dom set changed in that round."""
+        """Per function: its instructions, the final Dom bitsets, and per round of the solver the bitset of the
+        roots whose membership of some Dom set changed in that round."""
         solved = {}
         for function in np.unique(self.graph.node_function[self.graph.node_type == INSTRUCTION]):
             if function < 0:
@@ -178,13 +183,12 @@ class Dominance(RootAnalysis):
                     break
                 changed_roots.append(changes)
                 dom = new
-            solved[entry] = (members, dom, changed_roots)
+            solved[int(function)] = (members, dom, changed_roots)
         return solved
 
     def query(self, root: int) -> tuple[np.ndarray, int]:
         self._check_root(root)
-        entry, _ = self._function(root)
-        members, final, changed_roots = self._solved[entry]
+        members, final, changed_roots = self._solved[int(self.graph.node_function[root])]
         if root not in final:  # unreachable from the entry: dominates nothing, not even itself
             return self._labels([]), 1
         bit = 1 << members.index(root)
@@ -343,15 +347,20 @@ class Subexpressions(RootAnalysis):
             keys[node] = (operation, predicate, results[node], ordered)
         return keys
 
+    @cached_property
+    def _groups(self) -> dict[tuple, list[int]]:
+        """Expression -> the instructions computing it."""
+        groups: dict[tuple, list[int]] = {}
+        for node, key in self._keys.items():
+            groups.setdefault(key, []).append(node)
+        return groups
+
     def roots(self) -> np.ndarray:
         return np.array(sorted(self._keys), dtype=np.int64)
 
     def query(self, root: int) -> tuple[np.ndarray, int]:
         self._check_root(root)
-        groups: dict[tuple, list[int]] = {}
-        for node, key in self._keys.items():
-            groups.setdefault(key, []).append(node)
-        same = [n for n in groups[self._keys[root]] if n != root]
+        same = [n for n in self._groups[self._keys[root]] if n != root]
         return self._labels(same), 3 if same else 1  # root -> shared operand -> other instruction
 
     def reference(self, root: int) -> np.ndarray:

@@ -4,6 +4,7 @@ that splits and encodes them (:class:`GeneratedProgramsTask`)."""
 
 from __future__ import annotations
 
+import abc
 import functools
 import hashlib
 import json
@@ -165,9 +166,9 @@ class GeneratedProgramsTask(SupervisedTask):
     #: Whether the examples carry a root selector the model must read.
     uses_selector = False
 
+    @abc.abstractmethod
     def make_examples(self, options: Any, name: str, graph: ProgramGraph, has_loop: int) -> list:
-        """The examples of one generated program (``has_loop``: whether it was generated with a loop)."""
-        raise NotImplementedError
+        """The examples of one program (``has_loop``: whether a generated program was made with a loop)."""
 
     def examples_kind(self, options: Any) -> str:
         """Names what :meth:`make_examples` gives for these options, in the data's cache key."""
