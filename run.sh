@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/setup.sh
-export NCC_DATA="${NCC_DATA:-$(cd .. && pwd)/shared/data}"
+export NCC_DATA="${NCC_DATA:-$(python -m ncc.paths)}"   # the rule the command line follows (ncc/paths.py)
 ncc doctor
 ncc reproduce devmap --workers 2 "$@"

@@ -9,7 +9,7 @@ Commands:
     ncc embed CORPUS... -o DIR                  train inst2vec statement embeddings on a corpus
     ncc train TASK --model NAME [--config FILE] train a model on a task (loops, dataflow, devmap,
                                                 threadcoarsening, classifyapp)
-    ncc evaluate CHECKPOINT [DATA]              metrics of a trained model on a split or on files
+    ncc evaluate CHECKPOINT [DATA]...           metrics of a trained model on splits or on files
     ncc reproduce TASK                          run the rows of a paper table and print it
                                                 (devmap, threadcoarsening, classifyapp)
 
@@ -24,11 +24,13 @@ Errors are one line each; the exit status is 1 when nothing could be done.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
 import click
 
+from ncc import plural
 from ncc.errors import NccError
 
 _clang_option = click.option("--clang", envvar="NCC_CLANG", default=None,
@@ -52,9 +54,13 @@ def cli(verbose: bool) -> None:
 def doctor(clang: str | None) -> None:
     """Print the toolchain, LLVM and library versions in use."""
     from ncc.frontend.toolchain import doctor_report
+    from ncc.paths import cache_home, data_home_and_rule
 
-    for key, value in doctor_report(clang).items():
-        click.echo(f"{key:>20}: {value}")
+    data, rule = data_home_and_rule()
+    report = {**doctor_report(clang), "data_dir": f"{data} ({rule})",
+              "cache_dir": f"{cache_home()} ({'$NCC_CACHE' if os.environ.get('NCC_CACHE') else 'default; $NCC_CACHE unset'})"}
+    for key, value in report.items():
+        click.echo(f"{key:>21}: {value}")
 
 
 @cli.command("compile")
@@ -68,13 +74,25 @@ def doctor(clang: str | None) -> None:
 @_workers_option
 @_clang_option
 def compile_command(sources, output_dir, language, opt_level, flags, workers, clang) -> None:
-    """Compile C, C++ and OpenCL sources to LLVM IR."""
-    from ncc.frontend.batch import compile_batch, expand_inputs
-    from ncc.frontend.compile import SOURCE_EXTENSIONS
+    """Compile C, C++ and OpenCL sources to LLVM IR.
 
-    files = expand_inputs(sources, extensions=SOURCE_EXTENSIONS)
-    result = compile_batch(files, language=language, opt_level=opt_level, flags=flags, workers=workers,
+    Each .ll file mirrors its source's path relative to the current folder: src/x/a.O2.c gives
+    OUT/src/x/a.O2.ll, whatever the other sources. A source outside the current folder keeps its path
+    below the folder holding the argument that named it.
+    """
+    from ncc.frontend.batch import BatchFailure, compile_batch
+    from ncc.frontend.compile import SOURCE_EXTENSIONS
+    from ncc.frontend.inputs import gather_inputs
+    from ncc.frontend.load import IR_EXTENSIONS
+
+    found = gather_inputs(sources, SOURCE_EXTENSIONS, what="source file", named=IR_EXTENSIONS,
+                          any_named_file=language is not None)
+    problems = [BatchFailure(problem.path, problem.reason) for problem in found.problems]
+    if not found.files:
+        _report(f"0/{len(problems)} compiled, {len(problems)} failed", problems, succeeded=0)
+    result = compile_batch(found.files, language=language, opt_level=opt_level, flags=flags, workers=workers,
                            clang=clang, output_dir=output_dir)
+    result.failures[:0] = problems
     _report(result.summary(), result.failures, succeeded=len(result.entries))
 
 
@@ -90,7 +108,12 @@ def compile_command(sources, output_dir, language, opt_level, flags, workers, cl
 @_workers_option
 @_clang_option
 def graph(inputs, output_dir, fmt, opt_level, flags, workers, clang) -> None:
-    """Build program graphs from sources or LLVM IR files."""
+    """Build program graphs from sources or LLVM IR files.
+
+    Each graph mirrors its input's path relative to the current folder, the last extension replaced:
+    ir/a.O2.ll gives OUT/ir/a.O2.json, whatever the other inputs. An input outside the current folder
+    keeps its path below the folder holding the argument that named it.
+    """
     from ncc.graph.batch import build_batch
 
     result = build_batch(inputs, output_dir, fmt=fmt, workers=workers, opt_level=opt_level, flags=flags,
@@ -125,6 +148,8 @@ def embed(corpus, output_dir, context_size, dim, epochs, min_count, vocabulary, 
     result = train_embeddings(corpus, output_dir, context_size=context_size, dim=dim, epochs=epochs,
                               min_count=min_count, vocabulary=vocabulary, backend=backend, workers=workers,
                               clang=clang, opt_level=opt_level)
+    if result.hint:
+        click.echo(f"note: {result.hint}", err=True)
     _report(f"{output_dir}: {result.summary()}", result.failures, succeeded=result.report["corpus"]["modules"])
 
 
@@ -201,21 +226,40 @@ def train_command(task, model, config_file, epochs, lr, batch_size, node_budget,
 
 @cli.command("evaluate")
 @click.argument("checkpoint", type=click.Path(exists=True))
-@click.argument("data", required=False)
+@click.argument("data", nargs=-1)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Graphs per batch.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (a list for several DATA).")
 def evaluate_command(checkpoint, data, device, batch_size, as_json):
-    """Metrics of a checkpoint on a split of its task (default test) or on files (DATA)."""
+    """Metrics of a checkpoint on splits of its task (default test) or on files: one line per DATA.
+
+    CHECKPOINT is a best.pt / checkpoint.pt that ncc train wrote, or its run folder. Each DATA is a split
+    name (train, val, test) or a file, folder or pattern of inputs the task can label.
+    """
     import json
+    from pathlib import Path
 
+    _check_checkpoint(Path(checkpoint))
     from ncc.training import evaluate
+    from ncc.training.trainer import load_checkpoint
 
-    result = evaluate(checkpoint, data, device=device, batch_size=batch_size or 0)
+    payload = load_checkpoint(checkpoint)
+    results = [evaluate(payload, target, device=device, batch_size=batch_size or 0) for target in data or [None]]
     if as_json:
-        click.echo(json.dumps(result, indent=2))
-    else:
-        click.echo(_metrics_line(f"{result['data']}: {result['graphs']} graphs;", {"": result["metrics"]}))
+        click.echo(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        return
+    for result in results:
+        click.echo(_metrics_line(f"{result['data']}: {plural(result['graphs'], 'graph')};", {"": result["metrics"]}))
+
+
+def _check_checkpoint(path) -> None:
+    """Refuse, in words, a file that is not a checkpoint, before torch reads it (its errors speak of pickle)."""
+    import zipfile
+
+    file = path / "best.pt" if path.is_dir() else path
+    if file.is_file() and not zipfile.is_zipfile(file):
+        raise NccError("not an ncc checkpoint (give the best.pt or checkpoint.pt that ncc train wrote, or its run "
+                       "folder)", str(file))
 
 
 @cli.command("reproduce", cls=_TaskCommand, listing=_rows_of)

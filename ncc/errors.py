@@ -63,3 +63,7 @@ class GraphBuildError(NccError):
 
 class DatasetError(NccError):
     """A data set file is missing, corrupt, or fails its checksum."""
+
+
+class OutputError(NccError):
+    """An output folder that takes no more files: read-only, full, or gone. A batch stops at the first."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from ncc.errors import DatasetError, InputError
+from ncc.errors import DatasetError, InputError, OutputError
+
+#: Write errors after which no later file in the same folder can be written either.
+FOLDER_WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT})
 
 
 def read_input_bytes(path: str | os.PathLike) -> bytes:
@@ -65,8 +69,12 @@ def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[Any],
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(content, bytes):
         mode = "wb"
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise type(error)(error.errno, error.strerror, str(path)) from None
+    try:
+        os.fchmod(handle, 0o666 & ~current_umask())  # mkstemp's 0600 would ignore the umask
         with os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as stream:
             if callable(content):
                 content(stream)
@@ -75,10 +83,73 @@ def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[Any],
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        if error.filename not in (None, temporary) or error.errno is None:
+            raise
+        raise type(error)(error.errno, error.strerror, str(path)) from None  # name the file, not its temporary
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def output_folder_error(error: OSError, folder: str | os.PathLike) -> OutputError | None:
+    """The one-line error for a write into ``folder`` that every later write would repeat, else None."""
+    if error.errno not in FOLDER_WRITE_ERRORS:
+        return None
+    return OutputError(f"cannot write to {folder}: {error.strerror or error}")
+
+
+def prepare_output_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` and check that a file can be written there, before any work.
+
+    Raises:
+        OutputError: it cannot be created or written (read-only, no permission, full, a file in the way).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".ncc-probe.", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except FileExistsError:
+        raise OutputError(f"cannot write to {folder}: a file is in the way of the folder") from None
+    except NotADirectoryError:
+        raise OutputError(f"cannot write to {folder}: a file is in the way of the folder") from None
+    except OSError as error:
+        raise OutputError(f"cannot write to {folder}: {error.strerror or error}") from None
+    return folder
+
+
+def write_output(path: str | os.PathLike, content: bytes | str | Callable[[Any], None], folder: str | os.PathLike,
+                 mode: str = "w") -> Path:
+    """:func:`atomic_write` for a batch writing into ``folder``.
+
+    Raises:
+        OutputError: the folder takes no more files (full, read-only or gone); other errors as they are.
+    """
+    try:
+        return atomic_write(path, content, mode)
+    except OSError as error:
+        fatal = output_folder_error(error, folder)
+        if fatal is None:
+            raise
+        raise fatal from None
 
 
 def extract_members(tar: "tarfile.TarFile", destination: str | os.PathLike, members: Any = None) -> None:

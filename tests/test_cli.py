@@ -32,7 +32,7 @@ def sources(tmp_path):
 def test_graph_writes_every_format_and_lists_the_failure(sources, fmt, suffix):
     run = ncc("graph", "src", "--format", fmt, "-o", "out", "--workers", "2", cwd=sources)
     assert run.returncode == 0, run.stderr
-    assert sorted(os.listdir(sources / "out")) == [f"kernel{suffix}", f"square{suffix}"]
+    assert sorted(os.listdir(sources / "out" / "src")) == [f"kernel{suffix}", f"square{suffix}"]
     assert "2/3 graphs written, 1 failed" in run.stdout
     assert "failed: " in run.stderr and "broken.c" in run.stderr and "Traceback" not in run.stderr
 
@@ -40,24 +40,24 @@ def test_graph_writes_every_format_and_lists_the_failure(sources, fmt, suffix):
 def test_graph_json_is_the_graph_of_the_source(sources):
     run = ncc("graph", "src/square.c", "-o", "out", cwd=sources)
     assert run.returncode == 0, run.stderr
-    graph = load_json(sources / "out" / "square.json")
+    graph = load_json(sources / "out" / "src" / "square.json")
     assert graph.function_names == ("@square",)
     assert "mul" in graph.node_text.tolist()
-    assert json.loads((sources / "out" / "square.json").read_text())["format"] == "ncc.program_graph"
+    assert json.loads((sources / "out" / "src" / "square.json").read_text())["format"] == "ncc.program_graph"
 
 
 def test_graph_reads_ir_files_and_globs(sources):
     assert ncc("compile", "src/*.c", "-o", "ir", cwd=sources).returncode == 0
-    run = ncc("graph", "ir/*.ll", "-o", "out", "--format", "npz", cwd=sources)
+    run = ncc("graph", "ir/**/*.ll", "-o", "out", "--format", "npz", cwd=sources)
     assert run.returncode == 0, run.stderr
-    assert os.listdir(sources / "out") == ["square.npz"]
+    assert os.listdir(sources / "out" / "ir" / "src") == ["square.npz"]
 
 
 def test_compile_writes_ir_and_exits_nonzero_when_everything_fails(sources):
     run = ncc("compile", "src", "-o", "ir", cwd=sources)
     assert run.returncode == 0, run.stderr
-    assert sorted(os.listdir(sources / "ir")) == ["kernel.ll", "square.ll"]
-    assert "define" in (sources / "ir" / "square.ll").read_text()
+    assert sorted(os.listdir(sources / "ir" / "src")) == ["kernel.ll", "square.ll"]
+    assert "define" in (sources / "ir" / "src" / "square.ll").read_text()
     bad = ncc("compile", "src/broken.c", "-o", "ir2", cwd=sources)
     assert bad.returncode == 1
     assert "broken.c" in bad.stderr and "error" in bad.stderr and "Traceback" not in bad.stderr
@@ -82,7 +82,8 @@ def test_bad_ir_files_get_one_line_and_exit_1(tmp_path, name, content, reason):
 def test_missing_input_is_one_line(tmp_path):
     run = ncc("graph", "nowhere.c", "-o", "out", cwd=tmp_path)
     assert run.returncode == 1
-    assert run.stderr.strip() == "error: nowhere.c: no such file or directory"
+    assert run.stderr.strip() == "failed: nowhere.c: no such file or directory"
+    assert run.stdout.strip() == "0/1 graph written, 1 failed"
 
 
 def test_doctor_names_the_toolchain(tmp_path):

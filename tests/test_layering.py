@@ -17,7 +17,7 @@ PACKAGE = Path(ncc.__file__).parent
 
 #: DESIGN.md's floors, bottom first; a module may import its own floor and those below.
 FLOORS = [
-    ("ncc", "ncc.errors", "ncc.paths", "ncc.fileio", "ncc.download", "ncc.datasets"),
+    ("ncc", "ncc.errors", "ncc.paths", "ncc.fileio", "ncc.processes", "ncc.download", "ncc.datasets"),
     ("ncc.frontend",),
     ("ncc.graph",),
     ("ncc.embeddings",),

@@ -9,9 +9,7 @@ distinct statements and their counts. (Ben-Nun et al., NeurIPS 2018, https://arx
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -24,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ncc.errors import NccError
+from ncc.processes import process_pool
 from ncc.frontend.ir import IRModule
 from ncc.frontend.load import load
 from ncc.embeddings.xfg import build_xfg, context_pairs
@@ -118,9 +117,7 @@ def iter_module_contexts(files: Iterable[tuple[str, str | os.PathLike]], context
                 yield _context_job(job)
                 bar.update(1)
             return
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with process_pool(workers) as pool:
             for outcome in pool.map(_context_job, jobs, chunksize=16):
                 yield outcome
                 bar.update(1)

@@ -13,18 +13,22 @@ import json
 import logging
 import os
 import platform
+import re
 import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ncc import plural
 from ncc.errors import NccError
-from ncc.fileio import atomic_write
-from ncc.frontend.batch import BatchFailure, compile_batch, expand_inputs
+from ncc.fileio import atomic_write, prepare_output_folder
+from ncc.frontend.batch import BatchFailure, compile_batch
 from ncc.frontend.compile import SOURCE_EXTENSIONS
+from ncc.frontend.inputs import gather_inputs
+from ncc.frontend.load import IR_EXTENSIONS
 from ncc.embeddings.corpus import PairSource, PairStore, iter_module_contexts
 from ncc.embeddings.skipgram import Embeddings, SkipGram
 from ncc.embeddings.vocabulary import Vocabulary
@@ -50,11 +54,33 @@ class EmbedResult:
     failures: list[BatchFailure] = field(default_factory=list)
     output_dir: Path | None = None
 
+    @property
+    def hint(self) -> str | None:
+        """What to do about a low coverage of the published vocabulary on opaque-pointer IR, or None."""
+        vocabulary = self.report["vocabulary"]
+        share = vocabulary.get("opaque_pointer_share", 0.0)
+        if vocabulary["source"] != "published" or share == 0.0:
+            return None
+        return (f"{100 * share:.0f} % of the statements use opaque pointers (ptr), which the published vocabulary "
+                f"never does: it expects typed-pointer IR, from clang <= 14. Compile with --clang clang-14 (or "
+                f"$NCC_CLANG), or fit a vocabulary on the corpus (--vocabulary fit).")
+
     def summary(self) -> str:
         corpus, vocabulary = self.report["corpus"], self.report["vocabulary"]
-        return (f"{corpus['modules']} modules, {corpus['statements']} statements, {corpus['pairs']} pairs; "
+        return (f"{plural(corpus['modules'], 'module')}, {plural(corpus['statements'], 'statement')}, "
+                f"{plural(corpus['pairs'], 'pair')}; "
                 f"vocabulary {vocabulary['size']} ({100 * vocabulary['coverage']:.1f} % coverage); "
                 f"{len(self.failures)} failed; {self.report['time']['total_s']:.1f} s")
+
+
+_OPAQUE_POINTER = re.compile(r"(?:^|[\s(,])ptr(?:[\s),]|$)")
+
+
+def opaque_pointer_share(counts: Mapping[str, int]) -> float:
+    """The share of statement occurrences that name the opaque ``ptr`` type (IR of clang >= 15)."""
+    total = sum(counts.values())
+    opaque = sum(count for statement, count in counts.items() if _OPAQUE_POINTER.search(statement))
+    return opaque / total if total else 0.0
 
 
 def corpus_ir_files(inputs: Iterable[str | os.PathLike], workers: int = 1, clang: str | None = None,
@@ -63,12 +89,14 @@ def corpus_ir_files(inputs: Iterable[str | os.PathLike], workers: int = 1, clang
     """Expand inputs and compile the sources among them (cached).
 
     Returns:
-        ``(label, IR file)`` for every input that has IR, in input order, and the failures.
+        ``(label, IR file)`` for every input that has IR, in input order, and the failures (missing
+        paths, folders without a source or IR file, and sources that did not compile among them).
     """
-    files = expand_inputs(inputs)
+    found = gather_inputs(inputs, (*SOURCE_EXTENSIONS, *IR_EXTENSIONS))
+    files = found.paths
     sources = [f for f in files if f.suffix.lower() in SOURCE_EXTENSIONS]
     ir_for = {str(f): str(f) for f in files if f.suffix.lower() not in SOURCE_EXTENSIONS}
-    failures: list[BatchFailure] = []
+    failures = [BatchFailure(problem.path, problem.reason) for problem in found.problems]
     if sources:
         compiled = compile_batch(sources, opt_level=opt_level, flags=flags, workers=workers, clang=clang,
                                  progress=progress)
@@ -113,15 +141,13 @@ def embed(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike | N
         NccError: no input gave a module with statements.
     """
     started = time.perf_counter()
+    parent = prepare_output_folder(output_dir) if output_dir is not None else None
     if ir_files is None:
         ir_files, failures = corpus_ir_files(inputs, workers=workers, clang=clang, opt_level=opt_level,
                                              flags=flags, progress=progress)
     else:
         ir_files, failures = list(ir_files), []
     compiled_at = time.perf_counter()
-    parent = Path(output_dir) if output_dir is not None else None
-    if parent is not None:
-        parent.mkdir(parents=True, exist_ok=True)
     with PairStore.temporary_store(parent) as store:
         for label, context, reason in iter_module_contexts(ir_files, context_size, memory, workers, progress):
             if context is None:
@@ -131,7 +157,9 @@ def embed(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike | N
         store.flush()
         extracted_at = time.perf_counter()
         if store.num_statement_nodes == 0:
-            raise NccError(f"no statements in the corpus ({len(failures)} inputs failed)")
+            reasons = [f.reason if f.path in f.reason else f"{f.path}: {f.reason}" for f in failures]
+            more = f"; and {len(reasons) - 3} more" if len(reasons) > 3 else ""
+            raise NccError("no statements in the corpus" + (f": {'; '.join(reasons[:3])}{more}" if reasons else ""))
         counts = store.statement_counts()
         if isinstance(vocabulary, Vocabulary):
             fitted, vocabulary_source = vocabulary.with_counts(counts), "given"
@@ -154,6 +182,7 @@ def embed(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike | N
                    "modules": num_modules, "failed": len(failures), "statements": num_nodes,
                    "distinct_statements": len(counts), "pairs": num_pairs, "directed_pairs": 2 * num_pairs},
         "vocabulary": {"source": vocabulary_source, "size": len(fitted), "coverage": round(fitted.coverage(counts), 6),
+                       "opaque_pointer_share": round(opaque_pointer_share(counts), 6),
                        "tokens_in_corpus": int(seen.sum()), "unknown_occurrences": int(fitted.counts_[fitted.unknown_id])},
         "training": model.stats_,
         "time": {"compile_s": round(compiled_at - started, 3), "xfg_s": round(extracted_at - compiled_at, 3),

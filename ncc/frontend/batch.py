@@ -11,12 +11,9 @@ re-run reports them without recompiling (``retry_failures=True`` tries them agai
 
 from __future__ import annotations
 
-import concurrent.futures
-import glob
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import re
 import time
@@ -25,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
-from tqdm import tqdm
-
-from ncc.fileio import atomic_write
+from ncc import plural
+from ncc.fileio import atomic_write, prepare_output_folder, write_output
 from ncc.errors import CompilationError, InputError, NccError
 from ncc.frontend.compile import (DEFAULT_TIMEOUT_S, SOURCE_EXTENSIONS, SourceText, compile_source_text,
                                   decode_source, encode_source, language_of, normalise_language, read_text_file)
+from ncc.frontend.inputs import InputFile, claim_outputs, gather_inputs
 from ncc.frontend.ir import IRModule
 from ncc.frontend.load import IR_EXTENSIONS
 from ncc.frontend.toolchain import INCLUDE_DIR, Toolchain, find_toolchain
@@ -140,8 +137,8 @@ class BatchResult:
         """One line: counts, rate, cache use and timing."""
         mean_ms = 1000 * sum(self.compile_seconds) / len(self.compile_seconds) if self.compile_seconds else 0.0
         return (f"{len(self.entries)}/{self.total} compiled ({100 * self.success_rate:.1f} %), "
-                f"{len(self.failures)} failed; {self.compiled} compiler runs ({mean_ms:.0f} ms mean), "
-                f"{self.cache_hits} cache hits; {self.elapsed_s:.1f} s")
+                f"{len(self.failures)} failed; {plural(self.compiled, 'compiler run')} ({mean_ms:.0f} ms mean), "
+                f"{plural(self.cache_hits, 'cache hit')}; {self.elapsed_s:.1f} s")
 
 
 def _reason_category(reason: str) -> str:
@@ -154,48 +151,21 @@ def expand_inputs(inputs: Iterable[str | os.PathLike],
                   extensions: Iterable[str] = (*SOURCE_EXTENSIONS, *IR_EXTENSIONS)) -> list[Path]:
     """Expand files, directories (searched recursively) and glob patterns into a file list.
 
-    Files named explicitly are kept whatever their extension; files found in directories or by globs
-    are kept when their extension is in ``extensions``. The result is sorted within each input and
-    free of duplicates.
-
-    Args:
-        inputs: paths, directories or glob patterns (``src/**/*.c``).
-        extensions: the extensions to keep, with the dot.
+    Files are kept when their extension is in ``extensions``; the result is sorted within each input
+    and free of duplicates (see :func:`ncc.frontend.inputs.gather_inputs`, which lists the problems
+    instead of raising).
 
     Returns:
         The files, in input order.
 
     Raises:
-        InputError: an input that is neither a file, a directory nor a pattern that matches.
+        InputError: the first input that is missing, a file of another extension, or a directory or
+            pattern with no file to read.
     """
-    wanted = {extension.lower() for extension in extensions}
-    files: list[Path] = []
-    seen: set[Path] = set()
-
-    def add(path: Path) -> None:
-        if path not in seen:
-            seen.add(path)
-            files.append(path)
-
-    for item in inputs:
-        path = Path(item)
-        if path.is_file():
-            add(path)
-        elif path.is_dir():
-            for found in sorted(path.rglob("*")):
-                if found.is_file() and found.suffix.lower() in wanted:
-                    add(found)
-        elif glob.has_magic(str(item)):
-            matches = sorted(Path(match) for match in glob.glob(str(item), recursive=True))
-            kept = [match for match in matches if match.is_file() and match.suffix.lower() in wanted]
-            if not kept:
-                raise InputError("pattern matches no source or IR file", str(item))
-            for match in kept:
-                add(match)
-        else:
-            raise InputError("no such file or directory", str(item))
-    return files
-
+    found = gather_inputs(inputs, extensions)
+    if found.problems:
+        raise InputError(found.problems[0].reason, found.problems[0].path)
+    return found.paths
 
 
 _NCC_HEADERS_DIGEST: str | None = None
@@ -308,15 +278,7 @@ def _flags_for(path: Path, per_source_flags: PerSourceFlags | None) -> tuple[str
     return ()
 
 
-def _output_path_for(path: Path, output_dir: Path, root: Path | None) -> Path:
-    try:
-        relative = path.resolve().relative_to(root) if root is not None else Path(path.name)
-    except ValueError:
-        relative = Path(path.name)
-    return output_dir / relative.with_suffix(".ll")
-
-
-def compile_batch(sources: Iterable[str | os.PathLike], language: str | None = None, opt_level: int | str = 0,
+def compile_batch(sources: Iterable[str | os.PathLike | InputFile], language: str | None = None, opt_level: int | str = 0,
                   flags: Sequence[str] = (), workers: int | None = None,
                   cache_dir: str | os.PathLike | None = None, progress: bool = True,
                   per_source_flags: PerSourceFlags | None = None, source_transform: SourceTransform | None = None,
@@ -329,7 +291,8 @@ def compile_batch(sources: Iterable[str | os.PathLike], language: str | None = N
     diagnostics, and the other files go on.
 
     Args:
-        sources: source files (see :func:`expand_inputs` for directories and globs).
+        sources: source files (see :func:`expand_inputs` for directories and globs), or
+            :class:`ncc.frontend.inputs.InputFile` to say where each one's output goes.
         language: force a language; by default each file's extension decides.
         opt_level: 0-3 (or ``s``/``z``).
         flags: clang flags for every source.
@@ -341,8 +304,9 @@ def compile_batch(sources: Iterable[str | os.PathLike], language: str | None = N
         source_transform: ``(path, text) -> text``, applied to each source before the dialect.
         dialect: a dialect of :mod:`ncc.frontend.dialects` (e.g. ``poj104``).
         clang: as for :func:`ncc.frontend.compile.compile`.
-        output_dir: also write each IR to ``output_dir`` as ``<path relative to the inputs' common
-            folder>.ll``.
+        output_dir: also write each IR to ``output_dir``, where
+            :func:`ncc.frontend.inputs.claim_outputs` puts it (``src/a.O2.c`` -> ``src/a.O2.ll``); a
+            source whose output another source claims is a failure.
         retry_failures: recompile sources whose failure the cache remembers.
         timeout_s: seconds one compile may take.
 
@@ -352,11 +316,13 @@ def compile_batch(sources: Iterable[str | os.PathLike], language: str | None = N
     started = time.perf_counter()
     toolchain = find_toolchain(clang)
     cache_root = Path(cache_dir) if cache_dir is not None else cache_home() / "ir"
-    paths = [Path(source) for source in sources]
+    items = [source if isinstance(source, InputFile) else InputFile.named(source) for source in sources]
+    paths = [item.path for item in items]
     destination = Path(output_dir) if output_dir is not None else None
-    common_root = None
-    if destination is not None and paths:
-        common_root = Path(os.path.commonpath([str(path.resolve().parent) for path in paths]))
+    claimed: dict[Path, Path] = {}
+    if destination is not None:
+        claimed, problems = claim_outputs(items, destination, ".ll")
+        prepare_output_folder(destination)
     forced_language = normalise_language(language) if language else None
     if dialect is not None:
         from ncc.frontend.dialects import apply_dialect
@@ -365,10 +331,14 @@ def compile_batch(sources: Iterable[str | os.PathLike], language: str | None = N
     outcomes: dict[int, BatchEntry | BatchFailure] = {}
     jobs: list[_Job] = []
     for index, path in enumerate(paths):
+        if destination is not None and path not in claimed:
+            reason = next(problem.reason for problem in problems if problem.path == str(path))
+            outcomes[index] = BatchFailure(str(path), reason)
+            continue
         try:
             source_language = forced_language or language_of(path)
             if source_language is None:
-                raise InputError(f"cannot tell the language from the extension {path.suffix!r}", str(path))
+                raise InputError(_no_language(path), str(path))
             text = decode_source(read_text_file(path))
             if source_transform is not None:
                 text = source_transform(path, text)
@@ -413,13 +383,20 @@ def compile_batch(sources: Iterable[str | os.PathLike], language: str | None = N
             result.failures.append(outcome)
             continue
         if destination is not None:
-            output_path = _output_path_for(paths[index], destination, common_root)
-            atomic_write(output_path, outcome.ir_path.read_bytes())
+            output_path = claimed[paths[index]]
+            write_output(output_path, outcome.ir_path.read_bytes(), destination)
             outcome = BatchEntry(**{**outcome.__dict__, "output_path": output_path})
         result.entries.append(outcome)
     result.elapsed_s = time.perf_counter() - started
     logger.info("batch: %s", result.summary())
     return result
+
+
+def _no_language(path: Path) -> str:
+    if path.suffix.lower() in IR_EXTENSIONS:
+        return "already LLVM IR: ncc graph and ncc embed read it as it is"
+    return (f"cannot tell the language from the extension {path.suffix!r} "
+            f"({' '.join(SOURCE_EXTENSIONS)}; or give --language)")
 
 
 def _prepare_precompiled_headers(jobs: list[_Job]) -> None:
@@ -451,6 +428,8 @@ def _execute(jobs: list[_Job], workers: int | None, progress: bool) -> Iterator[
     """Run the jobs, in this process or a process pool, yielding each outcome as it finishes."""
     if not jobs:
         return
+    from tqdm import tqdm
+
     workers = max(1, workers or os.cpu_count() or 1)
     if workers == 1 or len(jobs) == 1:
         with tqdm(total=len(jobs), desc="compile", unit="file", disable=not progress) as bar:
@@ -459,10 +438,11 @@ def _execute(jobs: list[_Job], workers: int | None, progress: bool) -> Iterator[
                 bar.update(1)
                 yield index, succeeded, reason, diagnostics, seconds
         return
-    # fork where there is one: workers inherit the imported modules, and scripts need no __main__ guard.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool, \
+    import concurrent.futures
+
+    from ncc.processes import process_pool
+
+    with process_pool(min(workers, len(jobs))) as pool, \
             tqdm(total=len(jobs), desc="compile", unit="file", disable=not progress) as bar:
         futures = {pool.submit(_run_job, job): job for job in jobs}
         for future in concurrent.futures.as_completed(futures):

@@ -19,7 +19,6 @@ How each language is compiled:
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import logging
 import os
 import platform
@@ -173,6 +172,8 @@ def find_toolchain(clang: str | os.PathLike | Toolchain | None = None) -> Toolch
 
 
 def _distribution_version(name: str) -> str | None:
+    import importlib.metadata  # here, not at the top: it costs every command's start-up tens of ms
+
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:

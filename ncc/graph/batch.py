@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import logging
 import os
@@ -10,13 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from tqdm import tqdm
-
-from ncc.errors import NccError
-from ncc.fileio import atomic_write
-from ncc.frontend.batch import BatchFailure, compile_batch, expand_inputs
+from ncc import plural
+from ncc.errors import NccError, OutputError
+from ncc.fileio import output_folder_error, prepare_output_folder, write_output
+from ncc.frontend.batch import BatchFailure, compile_batch
 from ncc.frontend.compile import SOURCE_EXTENSIONS
-from ncc.frontend.load import load
+from ncc.frontend.inputs import InputFile, claim_outputs, gather_inputs
+from ncc.frontend.load import IR_EXTENSIONS, load
 from ncc.graph.builder import build
 from ncc.graph.program_graph import ProgramGraph
 
@@ -24,7 +23,6 @@ logger = logging.getLogger(__name__)
 
 #: Output formats of :func:`build_batch` and the file suffix each one writes.
 FORMATS = {"json": ".json", "npz": ".npz", "networkx": ".nx.json", "pyg": ".pt", "dot": ".dot"}
-
 
 @dataclass
 class GraphBatchResult:
@@ -38,11 +36,12 @@ class GraphBatchResult:
         return len(self.written) + len(self.failures)
 
     def summary(self) -> str:
-        return f"{len(self.written)}/{self.total} graphs written, {len(self.failures)} failed"
+        return f"{len(self.written)}/{plural(self.total, 'graph')} written, {len(self.failures)} failed"
 
 
 def write_graph(graph: ProgramGraph, path: str | os.PathLike, fmt: str) -> Path:
     """Write ``graph`` to ``path`` in one of :data:`FORMATS`, atomically (nothing partial is left)."""
+    from ncc.fileio import atomic_write
     from ncc.graph import convert
 
     path = Path(path)
@@ -65,68 +64,115 @@ def write_graph(graph: ProgramGraph, path: str | os.PathLike, fmt: str) -> Path:
     raise NccError(f"unknown graph format '{fmt}' (choose from {', '.join(FORMATS)})")
 
 
-def _build_one(job: tuple[str, str, str, str]) -> tuple[str, str, str, str]:
-    """Worker: (input, IR file, output, format) -> (input, output, summary, error)."""
-    source, ir_path, output, fmt = job
+def _build_one(job: tuple[str, str, str, str, str]) -> tuple[str, str, str, str, bool]:
+    """Worker: (input, IR file, output, format, output folder) -> (input, output, summary, error, stops the batch)."""
+    source, ir_path, output, fmt, folder = job
     try:
         module = load(ir_path, name=Path(source).name.split(".")[0])
         graph = build(module, path=source)
-        write_graph(graph, output, fmt)
-        return source, output, graph.summary(), ""
     except NccError as exc:
-        return source, output, "", str(exc)
+        return source, output, "", str(exc), False
     except Exception as exc:  # a bug must not stop the batch; it is reported with the file
-        return source, output, "", f"{source}: internal error: {exc.__class__.__name__}: {exc}"
+        return source, output, "", f"{source}: internal error: {exc.__class__.__name__}: {exc}", False
+    try:
+        write_graph(graph, output, fmt)
+    except OSError as exc:
+        fatal = output_folder_error(exc, folder)
+        if fatal is not None:
+            return source, output, "", str(fatal), True
+        return source, output, "", f"{output}: cannot write: {exc.strerror or exc}", False
+    return source, output, graph.summary(), "", False
 
 
-def build_batch(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike, fmt: str = "json",
+def _import_torch(progress: bool) -> None:
+    """Import torch once, before the workers fork, saying so where that takes long."""
+    import sys
+    import time
+
+    if "torch" in sys.modules:
+        return
+    started = time.perf_counter()
+    if progress:
+        print("importing torch for --format pyg ...", end="", file=sys.stderr, flush=True)
+    import torch  # noqa: F401
+
+    if progress:
+        print(f" {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+
+
+def build_batch(inputs: Iterable[str | os.PathLike | InputFile], output_dir: str | os.PathLike, fmt: str = "json",
                 workers: int = 1, opt_level: int | str = 0, flags: Sequence[str] = (),
                 clang: str | None = None, progress: bool = True) -> GraphBatchResult:
     """Build the program graph of every source or IR file and write it to ``output_dir``.
 
     Sources are compiled through the frontend's batch compiler (cached); ``.ll``/``.bc`` files are
-    read as they are. One bad input never stops the batch; it is listed in the failures.
+    read as they are. One bad input never stops the batch; it is listed in the failures. Each output
+    mirrors its input's path (``ir/a.O2.ll`` -> ``output_dir/ir/a.O2.json``; see :mod:`ncc.frontend.inputs`).
 
     Args:
         inputs: files, directories or glob patterns.
-        output_dir: where ``<name><suffix>`` files go (see :data:`FORMATS`).
+        output_dir: the folder to write to (see :data:`FORMATS` for the suffixes).
         fmt: the output format.
         workers: processes to use.
         opt_level, flags, clang: how to compile sources (see :func:`ncc.frontend.compile`).
         progress: show progress bars.
+
+    Raises:
+        OutputError: the output folder takes no more files (read-only, full, gone); the batch stops there.
     """
     if fmt not in FORMATS:
         raise NccError(f"unknown graph format '{fmt}' (choose from {', '.join(FORMATS)})")
-    files = expand_inputs(inputs)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    result = GraphBatchResult()
-    sources = [f for f in files if f.suffix.lower() in SOURCE_EXTENSIONS]
-    ir_for: dict[str, str] = {str(f): str(f) for f in files if f not in set(sources)}
+    arguments = [item for item in inputs if not isinstance(item, InputFile)]
+    found = gather_inputs(arguments, (*SOURCE_EXTENSIONS, *IR_EXTENSIONS))
+    files = [item for item in inputs if isinstance(item, InputFile)] + found.files
+    result = GraphBatchResult(failures=[BatchFailure(problem.path, problem.reason) for problem in found.problems])
+    outputs, clashes = claim_outputs(files, output_dir, FORMATS[fmt])
+    result.failures.extend(BatchFailure(problem.path, problem.reason) for problem in clashes)
+    if not outputs:
+        return result
+    prepare_output_folder(output_dir)
+    files = [item for item in files if item.path in outputs]
+    sources = [item.path for item in files if item.path.suffix.lower() in SOURCE_EXTENSIONS]
+    ir_for: dict[Path, str] = {item.path: str(item.path) for item in files if item.path.suffix.lower()
+                               not in SOURCE_EXTENSIONS}
     if sources:
         compiled = compile_batch(sources, opt_level=opt_level, flags=flags, workers=workers, clang=clang,
                                  progress=progress)
         for entry in compiled.entries:
-            ir_for[str(entry.path)] = str(entry.ir_path)
+            ir_for[Path(entry.path)] = str(entry.ir_path)
         result.failures.extend(compiled.failures)
-    names: dict[str, int] = {}
-    jobs = []
-    for f in files:
-        if str(f) not in ir_for:
-            continue
-        stem = f.name.split(".")[0]
-        names[stem] = names.get(stem, 0) + 1
-        unique = stem if names[stem] == 1 else f"{stem}-{names[stem]}"
-        jobs.append((str(f), ir_for[str(f)], str(output_dir / (unique + FORMATS[fmt])), fmt))
-    if workers > 1 and len(jobs) > 1:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-            outcomes = list(tqdm(pool.map(_build_one, jobs, chunksize=max(1, len(jobs) // (workers * 8))),
-                                 total=len(jobs), desc="graphs", unit="file", disable=not progress))
-    else:
-        outcomes = [_build_one(job) for job in tqdm(jobs, desc="graphs", unit="file", disable=not progress)]
-    for source, output, summary, error in outcomes:
-        if error:
-            result.failures.append(BatchFailure(path=source, reason=error))
-        else:
-            result.written.append((source, output, summary))
+    jobs = [(str(item.path), ir_for[item.path], str(outputs[item.path]), fmt, str(output_dir))
+            for item in files if item.path in ir_for]
+    if fmt == "pyg" and jobs:
+        _import_torch(progress)
+    if progress and len(jobs) > 1:  # tqdm costs a one-file run a tenth of its start-up, for a bar that says nothing
+        from tqdm import tqdm
+    bar = tqdm(total=len(jobs), desc="graphs", unit="file") if progress and len(jobs) > 1 else None
+    try:
+        for source, output, summary, error, fatal in _run(jobs, workers):
+            if bar is not None:
+                bar.update(1)
+            if fatal:
+                raise OutputError(f"{error} (stopped after {len(result.written)} of {plural(len(jobs), 'graph')})")
+            if error:
+                result.failures.append(BatchFailure(path=source, reason=error))
+            else:
+                result.written.append((source, output, summary))
+    finally:
+        if bar is not None:
+            bar.close()
     return result
+
+
+def _run(jobs: list[tuple[str, str, str, str, str]], workers: int):
+    """The outcome of every job, in order, from this process or a pool that is shut down when the caller stops."""
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(_build_one, jobs)
+        return
+    from ncc.processes import process_pool
+
+    pool = process_pool(min(workers, len(jobs)))
+    try:
+        yield from pool.map(_build_one, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

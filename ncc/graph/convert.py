@@ -32,9 +32,8 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 
 from ncc.fileio import atomic_write
@@ -42,6 +41,9 @@ from ncc.errors import GraphBuildError, InputError
 from ncc.graph.convert_dot import to_dot
 from ncc.graph.convert_pyg import from_pyg, to_pyg
 from ncc.graph.program_graph import EDGE_FLOWS, NODE_TYPES, SCHEMA_VERSION, ProgramGraph
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +128,8 @@ def to_networkx(graph: ProgramGraph) -> nx.MultiDiGraph:
         index, and the graph's function names, module name, schema version and metadata (a deep copy)
         as graph attributes.
     """
+    import networkx as nx
+
     g = nx.MultiDiGraph(function_names=list(graph.function_names), module_name=graph.module_name,
                         schema_version=SCHEMA_VERSION, metadata=copy.deepcopy(graph.metadata))
     types = graph.node_type.tolist()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ncc import plural
 from ncc.errors import GraphBuildError
 
 SCHEMA_VERSION = 1
@@ -93,8 +94,8 @@ class ProgramGraph:
         """One line: node and edge counts by kind."""
         nodes = ", ".join(f"{np.count_nonzero(self.node_type == i)} {t}" for i, t in enumerate(NODE_TYPES))
         edges = ", ".join(f"{np.count_nonzero(self.edge_flow == i)} {f}" for i, f in enumerate(EDGE_FLOWS))
-        return (f"{self.module_name}: {self.num_nodes} nodes ({nodes}), {self.num_edges} edges ({edges}), "
-                f"{len(self.function_names)} functions")
+        return (f"{self.module_name}: {plural(self.num_nodes, 'node')} ({nodes}), {plural(self.num_edges, 'edge')} "
+                f"({edges}), {plural(len(self.function_names), 'function')}")
 
     def validate(self, path: str | None = None) -> "ProgramGraph":
         """Check the invariants of the schema; raise :class:`GraphBuildError` on the first broken one.

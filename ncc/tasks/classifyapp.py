@@ -30,14 +30,12 @@ regression on the counts of node texts, a code-reading baseline with no message 
 
 from __future__ import annotations
 
-import concurrent.futures
 import csv
 import gzip
 import hashlib
 import io
 import json
 import logging
-import multiprocessing
 import os
 import re
 import shutil
@@ -54,6 +52,7 @@ from ncc.download import pins
 from ncc.errors import DatasetError, NccError
 from ncc.fileio import atomic_write, extract_members
 from ncc.paths import cache_home, data_home
+from ncc.processes import process_pool
 from ncc.training.config import ConfigError
 from ncc.training.task import SupervisedTask, TableRequest, TableResult, TaskData
 
@@ -443,10 +442,8 @@ def build_graphs(ir_files: Sequence[Path], workers: int | None = None, progress:
                 graphs.append(_build_graph(job))
                 bar.update(1)
             return graphs
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         graphs = []
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with process_pool(workers) as pool:
             for graph in pool.map(_build_graph, jobs, chunksize=32):
                 graphs.append(graph)
                 bar.update(1)

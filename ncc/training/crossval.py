@@ -110,17 +110,16 @@ def run_in_processes(function: Any, calls: Sequence[tuple], jobs: int, labels: S
         calls: argument tuples, picklable.
         labels: a name per call for the progress bar and the failures.
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
     from tqdm import tqdm
 
     from ncc.errors import NccError
+    from ncc.processes import process_pool
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     failures = []
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_limit_threads,
-                             initargs=(threads,)) as pool:
+    with process_pool(jobs, start="spawn", initializer=_limit_threads, initargs=(threads,)) as pool:
         futures = {pool.submit(function, *call): label for call, label in zip(calls, labels)}
         for future in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="run", disable=not progress):
             try:

@@ -33,4 +33,4 @@ def test_evaluate_rejects_a_file_that_is_no_checkpoint(tmp_path):
     bogus = tmp_path / "best.pt"
     bogus.write_bytes(b"not a checkpoint")
     done = subprocess.run([*NCC, "evaluate", str(bogus)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and "Traceback" not in done.stderr and "not a readable checkpoint" in done.stderr
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "best.pt: not an ncc checkpoint" in done.stderr
