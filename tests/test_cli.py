@@ -11,9 +11,9 @@ import pytest
 from ncc.graph import load_json
 
 
-def ncc(*args, cwd):
+def ncc(*args, cwd, env=None):
     return subprocess.run([sys.executable, "-m", "ncc.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "NCC_CACHE": str(cwd / "cache")})
+                          timeout=300, env={**os.environ, "NCC_CACHE": str(cwd / "cache"), **(env or {})})
 
 
 @pytest.fixture
@@ -91,6 +91,27 @@ def test_doctor_names_the_toolchain(tmp_path):
     assert run.returncode == 0
     assert re.search(r"clang_version: clang \d+\.\d+", run.stdout)
     assert re.search(r"llvmlite_llvm_version: \d+", run.stdout)
+
+
+def test_doctor_prints_the_data_and_cache_folders_by_one_rule(tmp_path):
+    from ncc.paths import shared_data_beside_checkout
+
+    env = {key: value for key, value in os.environ.items() if key not in ("NCC_DATA", "NCC_CACHE")}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    run = subprocess.run([sys.executable, "-m", "ncc.cli", "doctor"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, env=env)
+    beside = shared_data_beside_checkout()
+    expected = (f"{beside} (../shared/data beside the checkout)" if beside.is_dir()
+                else f"{tmp_path / 'xdg' / 'ncc' / 'data'} (default; $NCC_DATA unset)")
+    assert re.search(r"^ +data_dir: (.*)$", run.stdout, re.M).group(1) == expected
+    assert re.search(r"^ +cache_dir: (.*)$", run.stdout, re.M).group(1) == \
+        f"{tmp_path / 'xdg' / 'ncc' / 'cache'} (default; $NCC_CACHE unset)"
+    # run.sh and test.sh export what the command line reads
+    exported = subprocess.run([sys.executable, "-m", "ncc.paths"], capture_output=True, text=True, env=env)
+    assert exported.stdout.strip() == expected.split(" (")[0]
+    chosen = ncc("doctor", cwd=tmp_path, env={"NCC_DATA": str(tmp_path / "data")})
+    assert f"data_dir: {tmp_path / 'data'} ($NCC_DATA)" in chosen.stdout
+    assert f"cache_dir: {tmp_path / 'cache'} ($NCC_CACHE)" in chosen.stdout
 
 
 def test_help_lists_every_command_on_its_own_line(tmp_path):

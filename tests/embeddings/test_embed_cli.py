@@ -36,3 +36,21 @@ def test_embed_three_c_files(tmp_path):
     embeddings = Embeddings.load(out)
     assert embeddings.matrix.shape == (report["vocabulary"]["size"], 16)
     assert np.isfinite(embeddings.matrix).all()
+
+
+def test_published_vocabulary_on_opaque_pointer_ir_says_what_to_do(tmp_path, system_clang):
+    (tmp_path / "p.c").write_text("int f(int *p, int n) { int s = 0; for (int i = 0; i < n; i++) s += p[i];"
+                                  " return s; }\n")
+
+    def embed(*more):
+        return subprocess.run([sys.executable, "-m", "ncc.cli", "embed", "p.c", "-o", "out", "--dim", "8",
+                               "--vocabulary", "published", *more], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "NCC_CACHE": str(tmp_path / "cache")})
+
+    opaque = embed()  # ziglang's clang 22: opaque pointers
+    assert opaque.returncode == 0, opaque.stderr
+    notes = [line for line in opaque.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "typed-pointer IR, from clang <= 14" in notes[0] and "--clang clang-14" in notes[0]
+    typed = embed("--clang", system_clang("clang-14"))
+    assert typed.returncode == 0, typed.stderr
+    assert "note: " not in typed.stderr
