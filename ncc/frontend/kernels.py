@@ -33,10 +33,10 @@ class KernelSource:
 
 def kernel_modules(kernels: Sequence[KernelSource], opt_level: int | str = 2, workers: int | None = None,
                    clang: Any = None, cache_dir: str | Path | None = None,
-                   progress: bool = True) -> tuple[dict[str, IRModule], dict[str, str]]:
+                   progress: bool = True, desc: str = "kernels") -> tuple[dict[str, IRModule], dict[str, str]]:
     """IR modules of kernels, compiled through the batch compiler's cache or read from ``.ll`` files.
 
-    Kernels that share flags are compiled in one batch (one progress bar over all). clang's uncalled ``__clang_ocl_kern_imp_``
+    Kernels that share flags are compiled in one batch (one progress bar over all, named ``desc``). clang's uncalled ``__clang_ocl_kern_imp_``
     copies are dropped (see :func:`ncc.frontend.ir.drop_unused_kernel_copies`).
 
     Returns:
@@ -58,7 +58,7 @@ def kernel_modules(kernels: Sequence[KernelSource], opt_level: int | str = 2, wo
             groups.setdefault(kernel.flags, []).append(kernel)
     from tqdm import tqdm
 
-    bar = tqdm(total=sum(len(m) for m in groups.values()), desc="kernels", unit="kernel", disable=not progress)
+    bar = tqdm(total=sum(len(m) for m in groups.values()), desc=desc, unit="kernel", disable=not progress)
     for flags, members in groups.items():
         by_path: dict[Path, list[KernelSource]] = {}
         for kernel in members:

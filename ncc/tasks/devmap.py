@@ -327,7 +327,7 @@ def devmap_modules(table: DevmapTable, source: str = "original", opt_level: int 
                 atomic_write(path, text)
             kernels[key] = KernelSource(key, path)
     modules, failures = kernel_modules(list(kernels.values()), opt_level=opt_level, workers=workers, clang=clang,
-                                       progress=progress)
+                                       progress=progress, desc=f"kernels {table.platform}")
     return [modules.get(key) for key in keys], failures
 
 
@@ -603,7 +603,14 @@ def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS,
     """
     from tqdm import tqdm
 
-    from ncc.training.crossval import NEURAL_MODELS, run_in_processes, write_table
+    from ncc.training.crossval import NEURAL_MODELS, count_folds, run_in_processes, write_table
+
+    counts: dict[tuple[str, str], int] = {}
+
+    def fold_count(table: DevmapTable, protocol: str) -> int:
+        if (table.platform, protocol) not in counts:
+            counts[table.platform, protocol] = len(folds) if folds is not None else len(devmap_folds(table, protocol))
+        return counts[table.platform, protocol]
 
     output = Path(output)
     for name in models:
@@ -622,16 +629,21 @@ def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS,
             for experiment in experiments.values():
                 experiment.embeddings()  # trained once here, not by several processes at the same time
         run_in_processes(cross_validate, [(experiments[pl], m, p, s, folds) for p, pl, m, s in parallel], workers,
-                         [f"{p} {pl} {m} seed {s}" for p, pl, m, s in parallel], progress, desc="devmap runs")
+                         [f"{p} {pl} {m} seed {s}" for p, pl, m, s in parallel], progress, desc="devmap folds",
+                         folds=[fold_count(experiments[pl].table, p) for p, pl, m, s in parallel])
     scores: dict[tuple[str, str, str], list[dict]] = {}
-    bar = tqdm(runs, desc="devmap", unit="run", disable=not progress)
-    for protocol, platform, model, seed in bar:
-        bar.set_postfix_str(f"{protocol} {platform} {model} seed {seed}")
-        experiment = experiments[platform]
-        predictions = cross_validate(experiment, model, protocol, seed, folds)
-        rows = np.flatnonzero(predictions >= 0)
-        scores.setdefault((protocol, model, platform), []).append(
-            devmap_score(experiment.table, rows, predictions[rows]))
+    # After the processes, the runs only read their folds back: a bar only where they are computed here.
+    serial = progress and not (workers and workers > 1)
+    bar = tqdm(total=sum(fold_count(experiments[pl].table, p) for p, pl, m, s in runs), desc="devmap folds",
+               unit="fold", disable=not serial)
+    with bar, count_folds(lambda: bar.update(1)):
+        for protocol, platform, model, seed in runs:
+            bar.set_postfix_str(f"{protocol} {platform} {model} seed {seed}")
+            experiment = experiments[platform]
+            predictions = cross_validate(experiment, model, protocol, seed, folds)
+            rows = np.flatnonzero(predictions >= 0)
+            scores.setdefault((protocol, model, platform), []).append(
+                devmap_score(experiment.table, rows, predictions[rows]))
     table_rows = []
     for protocol in protocols:
         for model in models:
@@ -653,15 +665,22 @@ def reproduce_devmap(output: str | Path, models: Sequence[str] = FAST_MODELS,
             oracle.update({f"{platform}_{m}": v for m, v in devmap_score(table, np.arange(len(table)),
                                                                          table.label).items()})
         table_rows.append(oracle)
-    if "published" in protocols:
-        table_rows += [{"protocol": "published", "model": model, "reads": "(published only)",
-                        "published": _published_text(model, platforms)}
-                       for model in PUBLISHED if model not in models]
     columns = ["protocol", "model", "reads", "graphs"] + [f"{p}_{m}{s}" for p in platforms
                                                          for m in ("accuracy", "speedup") for s in ("", "_std")] \
         + ["seeds", "published"]
     write_table(table_rows, columns, output / "devmap")
     return table_rows
+
+
+def published_without_rows(models: Sequence[str], platforms: Sequence[str] = PLATFORMS) -> str | None:
+    """A line of the published figures whose rows a table of ``models`` lacks (they stand beside their rows)."""
+    missing = [model for model in PUBLISHED if model not in models]
+    if not missing:
+        return None
+    runnable = [model for model in missing if model in MODELS]
+    return ("published figures of rows not in this table" + (f" ({', '.join(runnable)}: --models all runs them)"
+                                                              if runnable else "") + ": "
+            + "; ".join(f"{model} {_published_text(model, platforms)}" for model in missing))
 
 
 def _published_text(model: str, platforms: Sequence[str]) -> str:
@@ -751,4 +770,7 @@ class DevmapTask(Task):
                                 progress=request.progress, transfer=transfer)
         notes = ["transfer sizes as published: a few hundred bytes tell the GPU rows of NPB's BT, LU and SP from "
                  "their CPU rows; --transfer merged removes that"] if transfer == "published" else []
+        if "published" in (request.protocols or PROTOCOLS):
+            line = published_without_rows(request.rows or FAST_MODELS, request.platforms or PLATFORMS)
+            notes += [line] if line else []
         return TableResult(rows, output / "devmap.md", output / "devmap.csv", notes)

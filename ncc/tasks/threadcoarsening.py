@@ -491,7 +491,7 @@ def reproduce_threadcoarsening(output: str | Path, models: Sequence[str] = FAST_
     """
     from tqdm import tqdm
 
-    from ncc.training.crossval import NEURAL_MODELS, run_in_processes, write_table
+    from ncc.training.crossval import NEURAL_MODELS, count_folds, run_in_processes, write_table
 
     output = Path(output)
     for name in models:
@@ -504,20 +504,26 @@ def reproduce_threadcoarsening(output: str | Path, models: Sequence[str] = FAST_
     experiment = CoarseningExperiment.prepare(output, source=source, workers=workers, clang=clang, progress=progress,
                                               epochs=epochs, **kwargs)
     table = experiment.table
+    fold_count = len(folds) if folds is not None else len(coarsening_folds(table))
     runs = [(m, p, s) for m in models for p in platforms for s in (seeds[:1] if m in _SEEDLESS else seeds)]
     if workers and workers > 1:
         parallel = sorted(runs, key=lambda run: (run[0] not in NEURAL_MODELS, run[2]))
         if "lstm" in models:
             experiment.embeddings()  # trained once here, not by several processes at the same time
         run_in_processes(cross_validate, [(experiment, m, p, s, folds) for m, p, s in parallel], workers,
-                         [f"{p} {m} seed {s}" for m, p, s in parallel], progress, desc="threadcoarsening runs")
+                         [f"{p} {m} seed {s}" for m, p, s in parallel], progress, desc="threadcoarsening folds",
+                         folds=[fold_count] * len(parallel))
     scores: dict[tuple[str, str], list[dict]] = {}
-    bar = tqdm(runs, desc="threadcoarsening", unit="run", disable=not progress)
-    for model, platform, seed in bar:
-        bar.set_postfix_str(f"{platform} {model} seed {seed}")
-        predictions = cross_validate(experiment, model, platform, seed, folds)
-        rows = np.flatnonzero(predictions >= 0)
-        scores.setdefault((model, platform), []).append(coarsening_score(table, platform, rows, predictions[rows]))
+    # After the processes, the runs only read their folds back: a bar only where they are computed here.
+    serial = progress and not (workers and workers > 1)
+    bar = tqdm(total=fold_count * len(runs), desc="threadcoarsening folds", unit="fold", disable=not serial)
+    with bar, count_folds(lambda: bar.update(1)):
+        for model, platform, seed in runs:
+            bar.set_postfix_str(f"{platform} {model} seed {seed}")
+            predictions = cross_validate(experiment, model, platform, seed, folds)
+            rows = np.flatnonzero(predictions >= 0)
+            scores.setdefault((model, platform), []).append(coarsening_score(table, platform, rows,
+                                                                             predictions[rows]))
 
     def published(name: str) -> str:
         if name not in PUBLISHED:

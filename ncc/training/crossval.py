@@ -52,6 +52,33 @@ def run_name(model: str, seed: int, settings: Mapping[str, Any]) -> str:
     return f"{model}-seed{seed}-{digest}"
 
 
+#: Called with no arguments each time :func:`out_of_fold` has a fold (computed or read); see :func:`count_folds`.
+_fold_listener: Any = None
+
+
+class count_folds:
+    """``with count_folds(callback):`` calls ``callback()`` for every fold :func:`out_of_fold` finishes here."""
+
+    def __init__(self, callback: Any):
+        self.callback = callback
+
+    def __enter__(self) -> "count_folds":
+        global _fold_listener
+        self.previous, _fold_listener = _fold_listener, self.callback
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        global _fold_listener
+        _fold_listener = self.previous
+
+
+def _report_folds_to(queue: Any, threads: int) -> None:
+    """Process initializer of :func:`run_in_processes`: threads as :func:`_limit_threads`, folds to ``queue``."""
+    global _fold_listener
+    _limit_threads(threads)
+    _fold_listener = lambda: queue.put(1)  # noqa: E731
+
+
 def out_of_fold(folds: Sequence[tuple[np.ndarray, np.ndarray]], size: int, folder: Path,
                 predict_fold: Any, only: Sequence[int] | None = None, label: str = "") -> np.ndarray:
     """Out-of-fold predictions, each fold computed once and kept as ``folder/fold-<i>.npy``.
@@ -74,12 +101,15 @@ def out_of_fold(folds: Sequence[tuple[np.ndarray, np.ndarray]], size: int, folde
         path = Path(folder) / f"fold-{index}.npy"
         if path.is_file():
             predictions[test] = np.load(path)
-            continue
-        started = time.perf_counter()
-        predicted = np.asarray(predict_fold(index, train, test, Path(folder) / f"run-{index}"), dtype=np.int64)
-        atomic_write(path, lambda stream: np.save(stream, predicted), "wb")
-        predictions[test] = predicted
-        logger.info("%s fold %d: %d predictions in %.1f s", label, index, len(test), time.perf_counter() - started)
+        else:
+            started = time.perf_counter()
+            predicted = np.asarray(predict_fold(index, train, test, Path(folder) / f"run-{index}"), dtype=np.int64)
+            atomic_write(path, lambda stream: np.save(stream, predicted), "wb")
+            predictions[test] = predicted
+            logger.info("%s fold %d: %d predictions in %.1f s", label, index, len(test),
+                        time.perf_counter() - started)
+        if _fold_listener is not None:
+            _fold_listener()
     return predictions
 
 
@@ -98,7 +128,7 @@ def _limit_threads(threads: int) -> None:
 
 
 def run_in_processes(function: Any, calls: Sequence[tuple], jobs: int, labels: Sequence[str],
-                     progress: bool = True, desc: str = "runs") -> None:
+                     progress: bool = True, desc: str = "runs", folds: Sequence[int] | None = None) -> None:
     """Call ``function(*call)`` for every call in ``jobs`` spawned processes, in the order given.
 
     The calls leave their results on disk (finished folds); what comes back is only whether they
@@ -108,9 +138,13 @@ def run_in_processes(function: Any, calls: Sequence[tuple], jobs: int, labels: S
 
     Args:
         calls: argument tuples, picklable.
-        labels: a name per call for the progress bar and the failures.
+        labels: a name per call for the failures.
+        desc: the progress bar's name.
+        folds: how many folds each call runs: the bar counts folds (as :func:`out_of_fold` finishes them),
+            else calls.
     """
-    from concurrent.futures import as_completed
+    import multiprocessing
+    import queue as queues
 
     from tqdm import tqdm
 
@@ -119,14 +153,35 @@ def run_in_processes(function: Any, calls: Sequence[tuple], jobs: int, labels: S
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     failures = []
-    with process_pool(jobs, start="spawn", initializer=_limit_threads, initargs=(threads,)) as pool:
+    finished = multiprocessing.get_context("spawn").Queue()
+    total, unit = (sum(folds), "fold") if folds is not None else (len(calls), "run")
+    with process_pool(jobs, start="spawn", initializer=_report_folds_to, initargs=(finished, threads)) as pool, \
+            tqdm(total=total, desc=desc, unit=unit, disable=not progress) as bar:
         futures = {pool.submit(function, *call): label for call, label in zip(calls, labels)}
-        for future in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="run", disable=not progress):
+        pending = set(futures)
+        while pending:
+            done = {future for future in pending if future.done()}
+            for future in done:
+                try:
+                    future.result()
+                except Exception as error:  # reported with the others once every call has run
+                    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+                    failures.append(f"{futures[future]}: {message}")
+                if folds is None:
+                    bar.update(1)
+            pending -= done
             try:
-                future.result()
-            except Exception as error:  # reported with the others once every call has run
-                message = str(error).splitlines()[0] if str(error) else type(error).__name__
-                failures.append(f"{futures[future]}: {message}")
+                finished.get(timeout=0.2)
+                if folds is not None:
+                    bar.update(1)
+            except queues.Empty:
+                pass
+        while folds is not None and bar.n < total:  # the last folds' messages may still be on their way
+            try:
+                finished.get(timeout=1.0)
+                bar.update(1)
+            except queues.Empty:
+                break
     if failures:
         raise NccError(f"{len(failures)} of {len(calls)} runs failed (their finished folds are kept): "
                        + "; ".join(sorted(failures)))
@@ -242,8 +297,16 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) ->
     return "\n".join(lines) + "\n"
 
 
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and np.isnan(value))
+
+
 def write_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], stem: str | Path) -> tuple[Path, Path]:
-    """Write rows as ``<stem>.csv`` and ``<stem>.md`` (atomically); returns both paths."""
+    """Write rows as ``<stem>.csv`` and ``<stem>.md`` (atomically); returns both paths.
+
+    A ``*_std`` column empty in every row (a single seed) is left out.
+    """
+    columns = [c for c in columns if not (c.endswith("_std") and all(_empty(row.get(c)) for row in rows))]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()

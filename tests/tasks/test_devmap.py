@@ -378,3 +378,20 @@ def test_lstm_fold_reads_inst2vec_statements(experiment, tmp_path):
     embeddings = small.embeddings()
     assert embeddings.dim == 200 and len(embeddings.vocabulary) > 100
     assert (tmp_path / "inst2vec-original" / "embeddings.npy").is_file()
+
+
+def test_a_single_seed_table_has_no_empty_std_columns_and_published_figures_beside_their_rows(cache, tmp_path):
+    from click.testing import CliRunner
+
+    from ncc.cli import cli
+
+    result = CliRunner().invoke(cli, ["reproduce", "devmap", "--models", "static,grewe", "--platform", "nvidia",
+                                      "--protocol", "published", "--output", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if "| protocol |" in line)  # after the bars' \r
+    assert "_std" not in header and "nvidia_accuracy" in header and "published" in header
+    assert "(published only)" not in result.output
+    grewe = next(line for line in result.output.splitlines() if line.startswith("| published | grewe |"))
+    assert "nvidia 72.94 % / 1.26x (NCC NeurIPS'18, published protocol)" in grewe
+    assert "published figures of rows not in this table (lstm, ggnn: --models all runs them): deeptune" in result.output
+    assert "_std" not in (tmp_path / "devmap.csv").read_text().splitlines()[0]
