@@ -34,3 +34,25 @@ def test_the_library_examples_run_and_train_a_ggnn_for_an_epoch(tmp_path, monkey
     from torch_geometric.data import Batch
 
     assert trained(Batch.from_data_list(scope["data"])).shape == (len(scope["data"]), 2)
+
+
+def test_the_command_line_section_compiles_and_graphs_as_written(tmp_path):
+    """`ncc compile` then `ncc graph` from the README's block, run as written (one format of the choices)."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    block = re.search(r"## Command line\n\n```\n(.*?)```", README.read_text(), flags=re.S).group(1)
+    lines = {line.split()[1]: line.split("#")[0].strip() for line in block.splitlines() if line.startswith("ncc ")}
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "src" / "a.c").write_text("int a(int x) { return x + 1; }\n")
+    (tmp_path / "src" / "sub" / "b.c").write_text("int b(int x) { return x * 2; }\n")
+    env = {**os.environ, "NCC_CACHE": str(tmp_path / "cache")}
+    for name in ("compile", "graph"):
+        arguments = shlex.split(lines[name].replace("json|npz|networkx|pyg|dot", "json"))
+        run = subprocess.run([sys.executable, "-m", "ncc.cli", *arguments[1:]], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=300, env=env)
+        assert run.returncode == 0 and " 0 failed" in run.stdout, (lines[name], run.stdout, run.stderr)
+    found = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.glob("graphs/**/*.json"))
+    assert found == ["graphs/ir/src/a.json", "graphs/ir/src/sub/b.json", "graphs/src/a.json", "graphs/src/sub/b.json"]
