@@ -87,7 +87,7 @@ def compile_command(sources, output_dir, language, opt_level, flags, workers, cl
 
     found = gather_inputs(sources, SOURCE_EXTENSIONS, what="source file", named=IR_EXTENSIONS,
                           any_named_file=language is not None)
-    problems = [BatchFailure(problem.path, problem.reason) for problem in found.problems]
+    problems = list(found.problems)
     if not found.files:
         _report(f"0/{len(problems)} compiled, {len(problems)} failed", problems, succeeded=0)
     result = compile_batch(found.files, language=language, opt_level=opt_level, flags=flags, workers=workers,

@@ -96,7 +96,7 @@ def corpus_ir_files(inputs: Iterable[str | os.PathLike], workers: int = 1, clang
     files = found.paths
     sources = [f for f in files if f.suffix.lower() in SOURCE_EXTENSIONS]
     ir_for = {str(f): str(f) for f in files if f.suffix.lower() not in SOURCE_EXTENSIONS}
-    failures = [BatchFailure(problem.path, problem.reason) for problem in found.problems]
+    failures = list(found.problems)
     if sources:
         compiled = compile_batch(sources, opt_level=opt_level, flags=flags, workers=workers, clang=clang,
                                  progress=progress)

@@ -27,7 +27,7 @@ from ncc.fileio import atomic_write, prepare_output_folder, write_output
 from ncc.errors import CompilationError, InputError, NccError
 from ncc.frontend.compile import (DEFAULT_TIMEOUT_S, SOURCE_EXTENSIONS, SourceText, compile_source_text,
                                   decode_source, encode_source, language_of, normalise_language, read_text_file)
-from ncc.frontend.inputs import InputFile, claim_outputs, gather_inputs
+from ncc.frontend.inputs import BatchFailure, InputFile, claim_outputs, gather_inputs
 from ncc.frontend.ir import IRModule
 from ncc.frontend.load import IR_EXTENSIONS
 from ncc.frontend.toolchain import INCLUDE_DIR, Toolchain, find_toolchain
@@ -42,21 +42,6 @@ _LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"', re.MULTILIN
 
 PerSourceFlags = Callable[[Path], Sequence[str]] | Mapping[str, Sequence[str]]
 SourceTransform = Callable[[Path, str], str]
-
-
-@dataclass(frozen=True)
-class BatchFailure:
-    """A source that produced no IR.
-
-    Attributes:
-        path: the source file.
-        reason: one line, e.g. ``clang exited with status 1: x.c:3:1: error: ...``.
-        diagnostics: the tail of clang's stderr (empty for input errors).
-    """
-
-    path: str
-    reason: str
-    diagnostics: str = ""
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,18 @@ class InputFile:
 
 
 @dataclass(frozen=True)
-class InputProblem:
-    """An argument that gives no file to read, and why (one line)."""
+class BatchFailure:
+    """An input that gave no output, and why.
+
+    Attributes:
+        path: the input (a file, or an argument that named none).
+        reason: one line, e.g. ``no such file or directory`` or ``clang exited with status 1: x.c:3:1: error: ...``.
+        diagnostics: the tail of clang's stderr (empty for other failures).
+    """
 
     path: str
     reason: str
+    diagnostics: str = ""
 
 
 @dataclass
@@ -51,7 +58,7 @@ class Inputs:
     """What :func:`gather_inputs` found: the files in argument order, and the arguments that gave none."""
 
     files: list[InputFile] = field(default_factory=list)
-    problems: list[InputProblem] = field(default_factory=list)
+    problems: list[BatchFailure] = field(default_factory=list)
 
     @property
     def paths(self) -> list[Path]:
@@ -128,28 +135,28 @@ def gather_inputs(arguments: Iterable[str | os.PathLike], extensions: Iterable[s
                 add(path, _relative_to_cwd(path, path.parent))
             else:
                 reason = f"unknown extension {path.suffix!r}" if path.suffix else "no extension"
-                found.problems.append(InputProblem(str(argument), f"{reason}: ncc reads {listed}"))
+                found.problems.append(BatchFailure(str(argument), f"{reason}: ncc reads {listed}"))
         elif path.is_dir():
             matches = [item for item in sorted(path.rglob("*")) if item.is_file() and item.suffix.lower() in wanted]
             if not matches:
-                found.problems.append(InputProblem(str(argument), f"no {what} found in this folder ({listed})"))
+                found.problems.append(BatchFailure(str(argument), f"no {what} found in this folder ({listed})"))
             for item in matches:
                 add(item, _relative_to_cwd(item, path.parent))
         elif glob.has_magic(str(argument)):
             matches = sorted(Path(match) for match in glob.glob(str(argument), recursive=True))
             kept = [match for match in matches if match.is_file() and match.suffix.lower() in also]
             if not kept:
-                found.problems.append(InputProblem(str(argument), f"pattern matches no {what} ({listed})"))
+                found.problems.append(BatchFailure(str(argument), f"pattern matches no {what} ({listed})"))
             base = _glob_base(str(argument))
             for match in kept:
                 add(match, _relative_to_cwd(match, base))
         else:
-            found.problems.append(InputProblem(str(argument), "no such file or directory"))
+            found.problems.append(BatchFailure(str(argument), "no such file or directory"))
     return found
 
 
 def claim_outputs(files: Iterable[InputFile], folder: str | os.PathLike, suffix: str
-                  ) -> tuple[dict[Path, Path], list[InputProblem]]:
+                  ) -> tuple[dict[Path, Path], list[BatchFailure]]:
     """Each input's output file under ``folder``; an input whose output another input already claims is a problem."""
     outputs: dict[Path, Path] = {}
     owners: dict[Path, Path] = {}
@@ -157,7 +164,7 @@ def claim_outputs(files: Iterable[InputFile], folder: str | os.PathLike, suffix:
     for item in files:
         output = item.output(folder, suffix)
         if output in owners:
-            problems.append(InputProblem(str(item.path), f"its output {output} is also {owners[output]}'s; "
+            problems.append(BatchFailure(str(item.path), f"its output {output} is also {owners[output]}'s; "
                                                          "rename one, or run them separately"))
             continue
         owners[output] = item.path

@@ -12,9 +12,8 @@ from typing import Iterable, Sequence
 from ncc import plural
 from ncc.errors import NccError, OutputError
 from ncc.fileio import output_folder_error, prepare_output_folder, write_output
-from ncc.frontend.batch import BatchFailure, compile_batch
 from ncc.frontend.compile import SOURCE_EXTENSIONS
-from ncc.frontend.inputs import InputFile, claim_outputs, gather_inputs
+from ncc.frontend.inputs import BatchFailure, InputFile, claim_outputs, gather_inputs
 from ncc.frontend.load import IR_EXTENSIONS, load
 from ncc.graph.builder import build
 from ncc.graph.program_graph import ProgramGraph
@@ -125,9 +124,9 @@ def build_batch(inputs: Iterable[str | os.PathLike | InputFile], output_dir: str
     arguments = [item for item in inputs if not isinstance(item, InputFile)]
     found = gather_inputs(arguments, (*SOURCE_EXTENSIONS, *IR_EXTENSIONS))
     files = [item for item in inputs if isinstance(item, InputFile)] + found.files
-    result = GraphBatchResult(failures=[BatchFailure(problem.path, problem.reason) for problem in found.problems])
+    result = GraphBatchResult(failures=list(found.problems))
     outputs, clashes = claim_outputs(files, output_dir, FORMATS[fmt])
-    result.failures.extend(BatchFailure(problem.path, problem.reason) for problem in clashes)
+    result.failures.extend(clashes)
     if not outputs:
         return result
     prepare_output_folder(output_dir)
@@ -136,6 +135,8 @@ def build_batch(inputs: Iterable[str | os.PathLike | InputFile], output_dir: str
     ir_for: dict[Path, str] = {item.path: str(item.path) for item in files if item.path.suffix.lower()
                                not in SOURCE_EXTENSIONS}
     if sources:
+        from ncc.frontend.batch import compile_batch
+
         compiled = compile_batch(sources, opt_level=opt_level, flags=flags, workers=workers, clang=clang,
                                  progress=progress)
         for entry in compiled.entries:
