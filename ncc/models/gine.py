@@ -48,6 +48,17 @@ class RelationalGINEConv(MessagePassing):
         return torch.relu(x_j + edge_attr).float()
 
 
+def edge_kinds(edge_type: Tensor, position: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The distinct (edge type, position) pairs of a graph's edges: ``(kind [E], types [K], positions [K])``.
+
+    An edge feature depends on its type and position alone, so a layer computes it once per pair (a few
+    dozen in a batch) and gathers it per edge, instead of looking up and adding per edge.
+    """
+    span = int(position.max()) + 1 if position.numel() else 1
+    pairs, kind = torch.unique(edge_type * span + position, return_inverse=True)
+    return kind, torch.div(pairs, span, rounding_mode="floor"), pairs % span
+
+
 class RelationalGINE(nn.Module):
     r"""Graph isomorphism network with relational edge features, a virtual node and jumping knowledge.
 
@@ -168,13 +179,14 @@ class RelationalGINE(nn.Module):
         source, target, edge_type, position = bidirectional_edges(batch.edge_index, batch.edge_flow,
                                                                   batch.edge_position)
         edge_index = torch.stack([source, target])
-        used, position = torch.unique(position.clamp(0, self.max_position - 1), return_inverse=True)
-        encodings = self.position_table[used]
+        kinds, kind_types, kind_positions = edge_kinds(edge_type, position.clamp(0, self.max_position - 1))
+        encodings = self.position_table[kind_positions]
         virtual = self.virtual_init.expand(num_graphs, -1) if self.virtual_node else None
         states = [h]
         for layer in range(self.num_layers):
             z = h + virtual.index_select(0, index) if virtual is not None else h
-            edge = self.type_embeddings[layer](edge_type) + self.position_maps[layer](encodings).index_select(0, position)
+            features = self.type_embeddings[layer](kind_types) + self.position_maps[layer](encodings)
+            edge = features.index_select(0, kinds)
             update = self.mlps[layer](self.convs[layer](z, edge_index, edge, self.eps[layer]))
             h = h + self.dropout(torch.relu(self.norms[layer](update)))
             if virtual is not None and layer < self.num_layers - 1:

@@ -78,7 +78,7 @@ def test_eval_mode_single_graph(name, make_batch, vocabulary, graphs):
             example = batch.get_example(index)
             alone = model(example.__class__.from_dict(example.to_dict()))
             assert alone.shape == (1, 2)
-            assert torch.allclose(together[index:index + 1], alone, atol=1e-5), index
+            assert torch.allclose(together[index:index + 1], alone, atol=1e-4), index  # float rounding: batch sizes pick other kernels
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
