@@ -251,7 +251,7 @@ DEFAULT_EPOCHS = 20
 
 _RUN_TYPES = {"task": str, "epochs": int, "patience": int, "seed": int, "device": str, "amp": str,
               "output": str, "resume": bool, "monitor": str, "progress": bool, "deterministic": bool,
-              "find_unused_parameters": bool, "log_every": int}
+              "find_unused_parameters": bool, "log_every": int, "checkpoint_minutes": float}
 _SECTIONS = {"model": ModelConfig, "optimizer": OptimizerConfig, "data": DataConfig}
 
 
@@ -281,6 +281,9 @@ class TrainConfig:
         deterministic: ask torch for deterministic algorithms (CPU runs are deterministic regardless).
         find_unused_parameters: passed to DistributedDataParallel for models with unused branches.
         log_every: TensorBoard training-loss interval in steps.
+        checkpoint_minutes: also write ``checkpoint.pt`` inside an epoch when this many minutes have
+            passed since the last one (0: at the ends of epochs only), so a stopped run of long epochs
+            loses at most that much work.
     """
 
     task: str = ""
@@ -300,6 +303,7 @@ class TrainConfig:
     deterministic: bool = False
     find_unused_parameters: bool = False
     log_every: int = 10
+    checkpoint_minutes: float = 10.0
 
     # -- construction -----------------------------------------------------------------------------
     @classmethod
@@ -346,6 +350,7 @@ class TrainConfig:
             _at_least("epochs", self.epochs, 1, source)
         _at_least("patience", self.patience, 0, source)
         _at_least("log_every", self.log_every, 1, source)
+        _at_least("checkpoint_minutes", self.checkpoint_minutes, 0, source)
         _choice("amp", self.amp, ("auto", "true", "false"), source)
         device = self.device
         if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
@@ -407,7 +412,8 @@ class TrainConfig:
     def training_identity(self) -> dict:
         """The settings a resumed run must share with the run it continues."""
         values = self.to_dict()
-        for key in ("epochs", "patience", "resume", "progress", "device", "output", "log_every"):
+        for key in ("epochs", "patience", "resume", "progress", "device", "output", "log_every",
+                    "checkpoint_minutes"):
             values.pop(key)
         values["data"].pop("workers")
         values["data"].pop("eval_batch_size")

@@ -280,11 +280,13 @@ class GraphBatchSampler(torch.utils.data.Sampler):
         self.even = even
         self.bucket = bucket
         self.epoch = 0
+        self.skip = 0
         self._plan: tuple[int, list[list[list[int]]]] | None = None
 
-    def set_epoch(self, epoch: int) -> None:
-        """Use the permutation of ``epoch`` from now on."""
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Use the permutation of ``epoch`` from now on, leaving out its first ``skip`` steps (a resumed epoch)."""
         self.epoch = epoch
+        self.skip = skip
 
     def _order(self) -> np.ndarray:
         if not self.shuffle:
@@ -369,12 +371,12 @@ class GraphBatchSampler(torch.utils.data.Sampler):
         return steps
 
     def __iter__(self) -> Iterator[list[int]]:
-        for step in self.steps():
+        for step in self.steps()[self.skip:]:
             if step[self.rank] or self.even:
                 yield step[self.rank]
 
     def __len__(self) -> int:
-        return sum(1 for step in self.steps() if step[self.rank] or self.even)
+        return sum(1 for step in self.steps()[self.skip:] if step[self.rank] or self.even)
 
     def max_batch_nodes(self) -> int:
         """The most nodes any batch of this epoch holds (for checking the budget)."""

@@ -16,9 +16,10 @@
   the same configuration give identical weights.
 * **Checkpoints.** After every epoch ``checkpoint.pt`` (model, optimiser, scheduler, loss scaler, the RNG
   states of every rank, epoch, best metric, history, configuration) is written atomically, and
-  ``best.pt`` whenever the validation metric improves. ``resume=True`` continues after the last
-  finished epoch; an interrupted epoch is run again from its start, so the result is the same as that
-  of an uninterrupted run.
+  ``best.pt`` whenever the validation metric improves; inside an epoch, every ``checkpoint_minutes``
+  (with the steps done so far). ``resume=True`` continues from the last checkpoint, skipping the steps
+  already done with the RNG states of that moment, so the result is the same as that of an
+  uninterrupted run.
 * **Early stopping** on the validation ``monitor`` metric after ``patience`` epochs without improvement.
 * **Logs.** TensorBoard scalars under ``<output>/tensorboard``, a tqdm bar per epoch with the live loss
   and graphs per second, and ``<output>/report.json``: metrics of the best epoch on validation and
@@ -294,8 +295,10 @@ def _amp_settings(config: TrainConfig, device: torch.device) -> tuple[bool, torc
 def _loader(dataset: Any, sampler: GraphBatchSampler, workers: int, device: torch.device):
     from torch_geometric.loader import DataLoader
 
+    # Its own generator: a DataLoader iterator otherwise draws its base seed from the global RNG, and a run
+    # resumed inside an epoch (RNG states restored after that draw) would draw once more than the original.
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
-                      persistent_workers=False)
+                      persistent_workers=False, generator=torch.Generator().manual_seed(sampler.seed))
 
 
 def _eval_sampler(dataset: Any, config: TrainConfig, where: _Distributed) -> GraphBatchSampler:
@@ -500,11 +503,26 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), model_factory
                     config.task, f"{config.epochs} epochs", device,
                     f" x {where.world} processes" if where.active else "")
 
+        def save_checkpoint(metrics: dict | None) -> None:
+            """``checkpoint.pt``: everything to continue from here (``state["epoch_progress"]`` inside an epoch)."""
+            state["elapsed_s"] += time.perf_counter() - clock[0]
+            clock[0] = time.perf_counter()
+            rng = where.gather(_rng_state())
+            if where.main:
+                _save(checkpoint_path, {
+                    "kind": "ncc.checkpoint", "format": CHECKPOINT_FORMAT, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None, "rng": rng, "state": state,
+                    "config": config.to_dict(), "model_name": config.model.name, "model_kwargs": kwargs,
+                    "encoder": task_data.encoder, "task": config.task, "epoch": state["epoch"], "metrics": metrics})
+
+        clock = [started]
         epoch = state["epoch"]
         while not state["stopped_early"] and epoch < config.epochs:
             epoch += 1
             record = _train_epoch(trained, loader, sampler, optimizer, scaler, config, task, device, autocast,
-                                  where, epoch, state, writer, progress)
+                                  where, epoch, state, writer, progress, save_checkpoint)
             val = _evaluate_split(model, val_set, config, task, task_data.num_classes, device, autocast, where,
                                   progress, f"validate {epoch}")
             record["val"] = val
@@ -528,19 +546,10 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), model_factory
                 state["stopped_early"] = True
                 logger.info("early stop after epoch %d: no better %s for %d epochs", epoch, monitor,
                             config.patience)
-            state["elapsed_s"] += time.perf_counter() - started
-            started = time.perf_counter()
-            rng = where.gather(_rng_state())
+            if where.main and improved:
+                _save(output / BEST_FILE, _best_payload(model, config, kwargs, task_data, epoch, val))
+            save_checkpoint(val)
             if where.main:
-                if improved:
-                    _save(output / BEST_FILE, _best_payload(model, config, kwargs, task_data, epoch, val))
-                _save(checkpoint_path, {
-                    "kind": "ncc.checkpoint", "format": CHECKPOINT_FORMAT, "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else None, "rng": rng, "state": state,
-                    "config": config.to_dict(), "model_name": config.model.name, "model_kwargs": kwargs,
-                    "encoder": task_data.encoder, "task": config.task, "epoch": epoch, "metrics": val})
                 _log_epoch(writer, record, monitor)
             where.barrier()
             for callback in callbacks:
@@ -552,7 +561,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), model_factory
         final = {split: _evaluate_split(model, data, config, task, task_data.num_classes, device, autocast, where,
                                         progress, split)
                  for split, data in task_data.splits.items() if split != "train"}
-        state["elapsed_s"] += time.perf_counter() - started
+        state["elapsed_s"] += time.perf_counter() - clock[0]
         report = _report(config, task, task_data, state, final, monitor, kwargs, parameters, device, where,
                          use_amp, amp_dtype, resumed_from)
         if where.main:
@@ -576,16 +585,28 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), model_factory
 
 
 def _train_epoch(model, loader, sampler, optimizer, scaler, config: TrainConfig, task: Task, device, autocast,
-                 where: _Distributed, epoch: int, state: dict, writer, progress: bool) -> dict:
-    """One pass over the training split; returns the epoch's record (global mean loss, throughput)."""
+                 where: _Distributed, epoch: int, state: dict, writer, progress: bool,
+                 save_checkpoint: Callable[[dict | None], None]) -> dict:
+    """One pass over the training split; returns the epoch's record (global mean loss, throughput).
+
+    Every ``config.checkpoint_minutes`` the run is checkpointed with ``state["epoch_progress"]`` (the
+    steps done and the running sums); an epoch that finds its own progress there continues after those
+    steps, with the RNG states of that moment, as if it had never stopped.
+    """
     from tqdm import tqdm
 
     model.train()
-    sampler.set_epoch(epoch)
-    loss_sum = 0.0
-    terms = graphs = 0
-    begun = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False, disable=not progress)
+    done = state.get("epoch_progress") or {}
+    if done.get("epoch") != epoch:
+        done = {"epoch": epoch, "steps": 0, "loss_sum": 0.0, "terms": 0, "graphs": 0, "seconds": 0.0}
+    sampler.set_epoch(epoch, skip=done["steps"])
+    loss_sum, terms, graphs, steps = done["loss_sum"], done["terms"], done["graphs"], done["steps"]
+    if where.rank:  # the saved sums are global, held by rank 0
+        loss_sum, terms = 0.0, 0
+    begun = time.perf_counter() - done["seconds"]
+    last_checkpoint = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False, disable=not progress,
+               initial=steps, total=steps + len(sampler))
     for batch in bar:
         batch = batch.to(device, non_blocking=True)
         with autocast():
@@ -593,7 +614,11 @@ def _train_epoch(model, loader, sampler, optimizer, scaler, config: TrainConfig,
         logits, targets = task.scored(logits.float(), batch)
         local = int(targets.shape[0])
         local_graphs = int(batch.num_graphs)
-        total, total_graphs = where.all_sum([local, local_graphs], device) if where.active else (local, local_graphs)
+        due = bool(config.checkpoint_minutes) and time.perf_counter() - last_checkpoint >= 60 * config.checkpoint_minutes
+        if where.active:  # every rank checkpoints at the same step
+            total, total_graphs, due = where.all_sum([local, local_graphs, float(due)], device)
+        else:
+            total, total_graphs = local, local_graphs
         summed = task.loss(logits, targets)
         loss = summed * (where.world / max(total, 1))
         optimizer.zero_grad(set_to_none=True)
@@ -607,6 +632,7 @@ def _train_epoch(model, loader, sampler, optimizer, scaler, config: TrainConfig,
         loss_sum += value
         terms += local
         graphs += int(total_graphs)
+        steps += 1
         state["global_step"] += 1
         if progress:
             seconds = time.perf_counter() - begun
@@ -614,13 +640,20 @@ def _train_epoch(model, loader, sampler, optimizer, scaler, config: TrainConfig,
                             refresh=False)
         if writer is not None and state["global_step"] % config.log_every == 0:
             writer.add_scalar("train/batch_loss", value / max(local, 1), state["global_step"])
+        if due:
+            saved_sum, saved_terms = where.all_sum([loss_sum, terms], device) if where.active else (loss_sum, terms)
+            state["epoch_progress"] = {"epoch": epoch, "steps": steps, "loss_sum": saved_sum, "terms": saved_terms,
+                                       "graphs": graphs, "seconds": time.perf_counter() - begun}
+            save_checkpoint(None)
+            last_checkpoint = time.perf_counter()
+    state.pop("epoch_progress", None)
     seconds = time.perf_counter() - begun
     loss_total, term_total = where.all_sum([loss_sum, terms], device) if where.active else (loss_sum, terms)
-    state["train_seconds"] += seconds
-    state["train_graphs"] += graphs
+    state["train_seconds"] += seconds - done["seconds"]
+    state["train_graphs"] += graphs - done["graphs"]
     return {"epoch": epoch, "train_loss": loss_total / max(term_total, 1), "train_seconds": seconds,
             "train_graphs": graphs, "train_graphs_per_s": graphs / max(seconds, 1e-9),
-            "lr": optimizer.param_groups[0]["lr"], "steps": len(sampler)}
+            "lr": optimizer.param_groups[0]["lr"], "steps": steps}
 
 
 def _log_epoch(writer, record: dict, monitor: str) -> None:

@@ -77,6 +77,39 @@ def test_interrupted_run_resumes_to_the_same_result(loops_cache, tmp_path):
     assert all(torch.equal(cut[k], full[k]) for k in full)
 
 
+def test_run_stopped_inside_an_epoch_resumes_from_its_last_step(loops_cache, tmp_path):
+    """A checkpoint inside an epoch (here after every step) holds the steps done: the resumed run skips
+    them and ends with the same losses and weights as a run that never stopped."""
+    settings = {"epochs": 2, "model.dropout": 0.3, "checkpoint_minutes": 1e-9}
+    whole = train(_tiny(loops_cache, tmp_path / "whole", **settings), model_factory=tiny_factory)
+    steps_per_epoch = whole.history[0]["steps"]
+    calls = {"train": 0}
+
+    def stopping_factory(name, **kwargs):
+        model = tiny_factory(name, **kwargs)
+        forward = model.forward
+
+        def counted(batch):
+            if model.training:
+                calls["train"] += 1
+                if calls["train"] == steps_per_epoch + 4:  # the fourth step of the second epoch
+                    raise KeyboardInterrupt
+            return forward(batch)
+
+        model.forward = counted
+        return model
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_tiny(loops_cache, tmp_path / "cut", **settings), model_factory=stopping_factory)
+    saved = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    assert saved["epoch"] == 1 and saved["state"]["epoch_progress"]["steps"] == 3
+    resumed = train(_tiny(loops_cache, tmp_path / "cut", resume=True, **settings), model_factory=tiny_factory)
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in whole.history]
+    assert resumed.history[-1]["steps"] == steps_per_epoch
+    cut, full = _weights(tmp_path / "cut" / "checkpoint.pt"), _weights(tmp_path / "whole" / "checkpoint.pt")
+    assert all(torch.equal(cut[k], full[k]) for k in full)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
