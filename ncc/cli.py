@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -333,8 +334,23 @@ def _report(summary: str, failures, succeeded: int) -> None:
         sys.exit(1)
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (``kill``, ``timeout``, a scheduler ending a job) stops ncc as Ctrl-C does: training keeps its
+    last checkpoint and tables list what is unfinished. Worker processes keep the default action."""
+    main_pid = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() != main_pid:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``ncc`` console script: errors become one line on stderr and exit status 1."""
+    _interrupt_on_sigterm()
     try:
         cli.main(args=argv, prog_name="ncc", standalone_mode=False)
     except click.exceptions.Abort:

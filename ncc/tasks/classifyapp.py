@@ -733,15 +733,43 @@ def row_settings(model: str, protocol: str, settings: dict | None = None) -> dic
     return {**TRAIN_SETTINGS[protocol], **MODEL_SETTINGS.get((model, protocol), {}), **(settings or {})}
 
 
+def _row_folder(model: str, seed: int, output: str | Path, protocol: str, classes: int, opt_levels: str,
+                settings: dict | None) -> tuple[Path, dict, dict]:
+    merged = row_settings(model, protocol, settings)
+    task_options = {"task.protocol": protocol, "task.classes": classes, "task.opt_levels": opt_levels}
+    return run_folder(output, protocol, model, seed, {**merged, **task_options}), merged, task_options
+
+
+def run_status(folder: str | Path) -> dict:
+    """Where a neural row's run stands: ``{"status": text, "val": best validation accuracy or None, "epochs"}``.
+
+    ``done``; ``incomplete: epoch E/N`` (and the steps of the epoch under way) for a run with a
+    checkpoint and no report; ``not started``.
+    """
+    from ncc.training import trainer as training
+
+    folder = Path(folder)
+    if (folder / training.REPORT_FILE).is_file():
+        report = json.loads((folder / training.REPORT_FILE).read_text())
+        return {"status": "done", "val": report["metrics"]["best_val"], "epochs": report["epochs_run"]}
+    if not (folder / training.CHECKPOINT_FILE).is_file():
+        return {"status": "not started", "val": None, "epochs": 0}
+    checkpoint = training.load_checkpoint(folder / training.CHECKPOINT_FILE)
+    state, total = checkpoint["state"], checkpoint["config"]["epochs"]
+    text = f"incomplete: epoch {state['epoch']}/{total}"
+    partial = state.get("epoch_progress")
+    if partial:
+        text += f" and {partial['steps']} steps of epoch {partial['epoch']}"
+    return {"status": text, "val": state.get("best"), "epochs": state["epoch"]}
+
+
 def train_row(model: str, seed: int, output: str | Path, protocol: str = "quick", classes: int = CLASSES,
               opt_levels: str = "0", settings: dict | None = None, progress: bool = True) -> dict:
     """Train (or find finished) one neural row and return its report; an interrupted run resumes."""
     from ncc.training import trainer as training
     from ncc.training.config import load_config
 
-    merged = row_settings(model, protocol, settings)
-    task_options = {"task.protocol": protocol, "task.classes": classes, "task.opt_levels": opt_levels}
-    folder = run_folder(output, protocol, model, seed, {**merged, **task_options})
+    folder, merged, task_options = _row_folder(model, seed, output, protocol, classes, opt_levels, settings)
     report_path = folder / training.REPORT_FILE
     if report_path.is_file() and (folder / training.BEST_FILE).is_file():
         return json.loads(report_path.read_text())
@@ -773,10 +801,11 @@ def reproduce_classifyapp(output: str | Path, models: Sequence[str] = ("bag", "g
 
     The programs that did not compile are listed in ``compile-failures.csv`` there.
     Each row holds the test and validation accuracy (%) as mean and standard deviation over the seeds,
-    the programs that compiled, the training time and (not in the files) ``runs``, the run folders of the
-    neural rows; the published figures follow as rows of their own.
+    the programs that compiled, the training time, its ``status`` and (not in the files) ``runs``, the
+    run folders of the neural rows; the published figures follow as rows of their own. Stopped by
+    KeyboardInterrupt (or SIGTERM through the CLI), it still writes the table, with the rows not finished
+    listed by :func:`run_status` (resume by running it again), and re-raises.
     """
-    from ncc.training.config import load_config
     from ncc.training.crossval import write_table
 
     for name in models:
@@ -790,34 +819,61 @@ def reproduce_classifyapp(output: str | Path, models: Sequence[str] = ("bag", "g
     compiled = task.compiled(task.check_options({k[5:]: v for k, v in options.items()}), workers, progress)
     compiled.write_failures(output / "compile-failures.csv")
     rows = []
-    for name in models:
-        results, runs = [], []
-        for seed in seeds:
-            if name in BAGS:
-                config = load_config(None, {"task": "classifyapp", "model.name": "ggnn", "seed": seed,
-                                            "data.features": BAGS[name], **options})
-                started = time.perf_counter()
-                metrics = bag_of_nodes(task.prepare(config, progress=progress), seed)
-                results.append({"test": metrics["test"]["accuracy"], "val": metrics["val"]["accuracy"],
-                                "seconds": time.perf_counter() - started, "epochs": None})
-                break  # deterministic: one fit stands for every seed
-            report = train_row(name, seed, output, protocol, classes, opt_levels, settings, progress)
-            runs.append(report["config"]["output"])
-            results.append({"test": report["metrics"]["test"]["accuracy"], "val": report["metrics"]["best_val"],
-                            "seconds": report["wall_time_s"], "epochs": report["epochs_run"]})
-        row = {"model": name, "reads": MODELS[name], "protocol": protocol, "seeds": len(results),
-               "programs": f"{compiled.compiled_programs}/{compiled.programs}", "runs": runs}
-        for metric in ("test", "val"):
-            values = 100 * np.array([r[metric] for r in results])
-            row[f"{metric}_accuracy"] = float(values.mean())
-            row[f"{metric}_accuracy_std"] = float(values.std()) if len(values) > 1 else float("nan")
-        row["minutes"] = float(np.mean([r["seconds"] for r in results]) / 60)
-        epochs = [r["epochs"] for r in results if r["epochs"] is not None]
-        row["epochs"] = float(np.mean(epochs)) if epochs else float("nan")
-        rows.append(row)
-    rows += [{"model": name, "reads": "(published)", "protocol": "NCC's 3:1:1 split", "test_accuracy": value}
-             for name, value in PUBLISHED.items()]
     columns = ["model", "reads", "protocol", "test_accuracy", "test_accuracy_std", "val_accuracy",
-               "val_accuracy_std", "seeds", "epochs", "minutes", "programs"]
+               "val_accuracy_std", "seeds", "epochs", "minutes", "programs", "status"]
+    try:
+        for name in models:
+            rows.append(_table_row(name, task, compiled, output, protocol, seeds, classes, opt_levels, options,
+                                   settings, progress))
+    except KeyboardInterrupt:
+        for name in models[len(rows):]:
+            statuses = [(seed, run_status(_row_folder(name, seed, output, protocol, classes, opt_levels,
+                                                      settings)[0])) for seed in seeds if name not in BAGS]
+            for seed, status in statuses or [(None, {"status": "not run", "val": None, "epochs": 0})]:
+                rows.append({"model": name, "reads": MODELS[name], "protocol": protocol, "seeds": 1,
+                             "programs": f"{compiled.compiled_programs}/{compiled.programs}",
+                             "val_accuracy": 100 * status["val"] if status["val"] is not None else float("nan"),
+                             "epochs": status["epochs"],
+                             "status": status["status"] if seed is None else f"seed {seed}: {status['status']}"})
+        write_table(rows + _published_rows(), columns, output / "classifyapp")
+        logger.warning("interrupted: the table in %s lists the rows not finished; run again to resume", output)
+        raise
+    rows += _published_rows()
     write_table(rows, columns, output / "classifyapp")
     return rows
+
+
+def _published_rows() -> list[dict]:
+    return [{"model": name, "reads": "(published)", "protocol": "NCC's 3:1:1 split", "test_accuracy": value}
+            for name, value in PUBLISHED.items()]
+
+
+def _table_row(name: str, task: ClassifyappTask, compiled: Any, output: Path, protocol: str, seeds: Sequence[int],
+               classes: int, opt_levels: str, options: dict, settings: dict | None, progress: bool) -> dict:
+    """One finished row of the table: every seed of model ``name`` trained (or found finished)."""
+    from ncc.training.config import load_config
+
+    results, runs = [], []
+    for seed in seeds:
+        if name in BAGS:
+            config = load_config(None, {"task": "classifyapp", "model.name": "ggnn", "seed": seed,
+                                        "data.features": BAGS[name], **options})
+            started = time.perf_counter()
+            metrics = bag_of_nodes(task.prepare(config, progress=progress), seed)
+            results.append({"test": metrics["test"]["accuracy"], "val": metrics["val"]["accuracy"],
+                            "seconds": time.perf_counter() - started, "epochs": None})
+            break  # deterministic: one fit stands for every seed
+        report = train_row(name, seed, output, protocol, classes, opt_levels, settings, progress)
+        runs.append(report["config"]["output"])
+        results.append({"test": report["metrics"]["test"]["accuracy"], "val": report["metrics"]["best_val"],
+                        "seconds": report["wall_time_s"], "epochs": report["epochs_run"]})
+    row = {"model": name, "reads": MODELS[name], "protocol": protocol, "seeds": len(results),
+           "programs": f"{compiled.compiled_programs}/{compiled.programs}", "runs": runs, "status": "done"}
+    for metric in ("test", "val"):
+        values = 100 * np.array([r[metric] for r in results])
+        row[f"{metric}_accuracy"] = float(values.mean())
+        row[f"{metric}_accuracy_std"] = float(values.std()) if len(values) > 1 else float("nan")
+    row["minutes"] = float(np.mean([r["seconds"] for r in results]) / 60)
+    epochs = [r["epochs"] for r in results if r["epochs"] is not None]
+    row["epochs"] = float(np.mean(epochs)) if epochs else float("nan")
+    return row

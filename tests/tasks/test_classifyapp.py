@@ -11,6 +11,9 @@ import gzip
 import json
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -251,6 +254,31 @@ def test_reproduce_command_prints_the_table(prepared, tmp_path, capsys):
     with open(tmp_path / "compile-failures.csv", newline="") as handle:
         failed = list(csv.DictReader(handle))
     assert len(failed) == 200 - int(rows["bag"]["programs"].split("/")[0]) and "compile-failures.csv" in out
+
+
+def test_a_stopped_reproduce_lists_its_unfinished_row_and_resumes_it(prepared, tmp_path):
+    """SIGTERM in the middle of a neural row: exit 130, the table lists the row as incomplete, and the next
+    run resumes it from its checkpoint and finishes it."""
+    command = [sys.executable, "-m", "ncc.cli", "reproduce", "classifyapp", "--classes", "2", "--models", "bag,rgine",
+               "--epochs", "4", "-o", str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob("quick/rgine-*/checkpoint.pt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    with open(tmp_path / "classifyapp.csv", newline="") as handle:
+        rows = {row["model"]: row for row in csv.DictReader(handle)}
+    assert rows["bag"]["status"] == "done" and float(rows["bag"]["test_accuracy"]) > 85
+    assert rows["rgine"]["status"].startswith("seed 0: incomplete: epoch ") and rows["rgine"]["test_accuracy"] == ""
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    with open(tmp_path / "classifyapp.csv", newline="") as handle:
+        rows = {row["model"]: row for row in csv.DictReader(handle)}
+    assert rows["rgine"]["status"] == "done" and float(rows["rgine"]["epochs"]) == 4
+    report = json.loads(next(tmp_path.glob("quick/rgine-*/report.json")).read_text())
+    assert report["resumed_from_epoch"] is not None
 
 
 def test_rebuild_from_the_origin_layout_gives_the_pinned_programs(programs, tmp_path):
