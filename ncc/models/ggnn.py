@@ -6,7 +6,6 @@ from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 from torch_geometric.nn import MessagePassing, global_add_pool, global_mean_pool
 
 from ncc.models.common import (NUM_EDGE_TYPES, READOUTS, NodeEmbedding, aux_input, bidirectional_edges,
@@ -29,70 +28,41 @@ class GGNNConv(MessagePassing):
 
     with ``AGG`` the mean or the sum over ``v``'s incoming edges, ``t(u, v)`` the edge type and ``g_uv``
     an optional per-edge gate (GGNN: ``2 sigmoid(P PE(position))``). The layer holds no weights: the
-    transforms ``W_t h_u + b_t`` arrive precomputed as ``x``, one row per (type, sender) pair that some
-    edge uses (:func:`typed_senders`), and ``message_index`` names each edge's row. Messages are
-    gathered with ``index_select`` and aggregated in float32 (PyG's ``"sum"`` or ``"mean"``
-    aggregation, a ``scatter_add_`` on the targets), whatever the autocast dtype.
+    per-type transforms ``W_t h_u + b_t`` of every node arrive precomputed as ``x`` (one ``[N, T * H]``
+    matmul per step instead of one per edge), so the GGNN keeps its parameters, and their
+    ``state_dict`` names, where they always were. Messages are gathered with ``index_select`` on the
+    ``[N * T, H]`` view of ``x`` (row ``source * T + type``) and aggregated in float32 (PyG's ``"sum"``
+    or ``"mean"`` aggregation, a ``scatter_add_`` on the targets), whatever the autocast dtype.
 
     Args:
         aggr: ``"mean"`` or ``"sum"`` of incoming messages.
+        num_edge_types: ``T``, the edge types ``x`` holds a transform for (GGNN: 6).
 
     Shapes:
-        input: ``x`` float ``[M, H]``, ``edge_index`` long ``[2, E]`` (source, target),
-        ``message_index`` long ``[E]`` in ``[0, M)``, ``gate`` float ``[E, H]`` or None, ``num_nodes``
-        the number of nodes ``N``; output: float32 ``[N, H]``.
+        input: ``x`` float ``[N, T * H]``, ``edge_index`` long ``[2, E]`` (source, target),
+        ``edge_type`` long ``[E]`` in ``[0, T)``, ``gate`` float ``[E, H]`` or None;
+        output: float32 ``[N, H]``.
     """
 
-    def __init__(self, aggr: str = "mean"):
+    def __init__(self, aggr: str = "mean", num_edge_types: int = NUM_EDGE_TYPES):
         super().__init__(aggr=check_choice("aggr", aggr, AGGREGATIONS), node_dim=0)
+        self.num_edge_types = check_int("num_edge_types", num_edge_types)
 
-    def forward(self, x: Tensor, edge_index: Tensor, message_index: Tensor, gate: Tensor | None = None,
-                num_nodes: int | None = None) -> Tensor:
-        if x.ndim != 2 or message_index.shape != edge_index.shape[1:]:
-            raise ValueError(f"x must be [M, H] and message_index [E], got {tuple(x.shape)} and "
-                             f"{tuple(message_index.shape)} for {edge_index.shape[1]} edges")
-        n = int(edge_index.max()) + 1 if num_nodes is None and edge_index.numel() else (num_nodes or 0)
-        return self.propagate(edge_index, typed=x, message_index=message_index, gate=gate, size=(n, n))
+    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, gate: Tensor | None = None) -> Tensor:
+        n = x.shape[0]
+        if x.ndim != 2 or x.shape[1] % self.num_edge_types:
+            raise ValueError(f"x must be [N, {self.num_edge_types} * H], got {tuple(x.shape)}")
+        typed = x.reshape(n * self.num_edge_types, x.shape[1] // self.num_edge_types)
+        return self.propagate(edge_index, typed=typed, edge_type=edge_type, gate=gate, size=(n, n))
 
-    def message(self, typed: Tensor, message_index: Tensor, gate: Tensor | None) -> Tensor:
-        message = typed.index_select(0, message_index)
+    def message(self, typed: Tensor, edge_index_j: Tensor, edge_type: Tensor, gate: Tensor | None) -> Tensor:
+        message = typed.index_select(0, edge_index_j * self.num_edge_types + edge_type)
         if gate is not None:
             message = message * gate
         return message.float()
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(aggr={self.aggr!r})"
-
-
-def typed_senders(source: Tensor, edge_type: Tensor, num_nodes: int) -> tuple[Tensor, list[int], Tensor]:
-    """The (edge type, sending node) pairs of a graph's edges, sorted by type then node.
-
-    Returns ``(senders, per_type, message_index)``: the sending node of each pair ``[M]``, the number of
-    pairs of each edge type (a list of ``NUM_EDGE_TYPES`` ints), and each edge's pair ``[E]``. A node
-    computes the transform of an edge type only when it sends an edge of that type: on program graphs
-    about 2.8 of the 6 per node, which is where most of a wide GGNN's time went.
-    """
-    key = edge_type * num_nodes + source
-    pairs, message_index = torch.unique(key, sorted=True, return_inverse=True)
-    per_type = torch.bincount(torch.div(pairs, num_nodes, rounding_mode="floor"), minlength=NUM_EDGE_TYPES)
-    return pairs % num_nodes, per_type.tolist(), message_index
-
-
-def typed_transforms(linear: nn.Linear, h: Tensor, senders: Tensor, per_type: Sequence[int]) -> Tensor:
-    """``W_t h_u + b_t`` for each (type, sender) pair of :func:`typed_senders`, ``[M, H]``.
-
-    ``linear`` maps ``H`` to ``NUM_EDGE_TYPES * H``: output block ``t`` is type ``t``'s transform.
-    """
-    states = h.index_select(0, senders)
-    hidden = states.shape[1]
-    weights = linear.weight.view(len(per_type), -1, hidden)
-    biases = linear.bias.view(len(per_type), -1)
-    parts, start = [], 0
-    for edge_type, count in enumerate(per_type):
-        if count:
-            parts.append(F.linear(states[start:start + count], weights[edge_type], biases[edge_type]))
-        start += count
-    return torch.cat(parts) if parts else states.new_zeros(0, weights.shape[1])
+        return f"{self.__class__.__name__}(aggr={self.aggr!r}, num_edge_types={self.num_edge_types})"
 
 
 class GGNN(nn.Module):
@@ -211,8 +181,6 @@ class GGNN(nn.Module):
         source, target, edge_type, position = bidirectional_edges(batch.edge_index, batch.edge_flow,
                                                                   batch.edge_position)
         edge_index = torch.stack([source, target])
-        n = h0.shape[0]
-        senders, per_type, message_index = typed_senders(source, edge_type, n)
         position = position.clamp(0, self.max_position - 1)
         if self.position_gating and position.numel():
             used, position = torch.unique(position, return_inverse=True)
@@ -223,8 +191,7 @@ class GGNN(nn.Module):
             if self.position_gating and position.numel():
                 gate = (2 * torch.sigmoid(self.gates[group](encodings))).index_select(0, position)
             for _ in range(repeats):
-                messages = typed_transforms(self.messages[group], h, senders, per_type)
-                incoming = self.convs[group](messages, edge_index, message_index, gate, num_nodes=n)
+                incoming = self.convs[group](self.messages[group](h), edge_index, edge_type, gate)
                 h = self.state_dropout(self.updates[group](incoming.to(h.dtype), h))
         return h0, h
 
