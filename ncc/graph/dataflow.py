@@ -37,29 +37,13 @@ from functools import cached_property
 
 import networkx as nx
 import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import dijkstra
 
 from ncc.graph.program_graph import CONTROL, DATA, INSTRUCTION, VARIABLE, ProgramGraph
 
 __all__ = ["RootAnalysis", "Reachability", "Dominance", "DataDependencies", "Liveness", "Subexpressions",
            "ANALYSES", "analysis"]
-
-
-def _meet(sets: list[int], everything: int) -> int:
-    """The intersection of bitsets (``everything`` for none)."""
-    value = everything
-    for item in sets:
-        value &= item
-    return value
-
-
-def _bits(mask: int) -> list[int]:
-    """The positions of the set bits of a Python int."""
-    positions = []
-    while mask:
-        low = mask & -mask
-        positions.append(low.bit_length() - 1)
-        mask ^= low
-    return positions
 
 
 class RootAnalysis(abc.ABC):
@@ -106,6 +90,23 @@ class RootAnalysis(abc.ABC):
         labels[list(nodes)] = True
         return labels
 
+    # ---------------------------------------------------------------- sparse matrices of the solvers (query)
+
+    def _matrix(self, sources: np.ndarray, targets: np.ndarray) -> sparse.csr_matrix:
+        """``N x N`` adjacency (CSR) of the given edges."""
+        n = self.graph.num_nodes
+        order = np.argsort(sources, kind="stable")
+        pointers = np.concatenate(([0], np.cumsum(np.bincount(sources, minlength=n))))
+        return sparse.csr_matrix((np.ones(len(sources)), np.asarray(targets)[order], pointers), shape=(n, n))
+
+    @cached_property
+    def _control_matrix(self) -> sparse.csr_matrix:
+        """Control flow as a CSR adjacency over all nodes."""
+        sources, targets = self.graph.edges(CONTROL)
+        return self._matrix(sources, targets)
+
+    # ---------------------------------------------------------------- networkx graphs of the references
+
     @cached_property
     def control(self) -> nx.DiGraph:
         """Control flow over the instruction nodes."""
@@ -123,27 +124,56 @@ class RootAnalysis(abc.ABC):
         return flow
 
 
+def _distances(matrix: sparse.csr_matrix, source: int) -> np.ndarray:
+    """Breadth-first distances (edges) from a source over a CSR adjacency; ``inf`` where it does not reach."""
+    return dijkstra(matrix, directed=True, indices=source, unweighted=True)
+
+
+def _without_rows(matrix: sparse.csr_matrix, rows) -> sparse.csr_matrix:
+    """The adjacency with the out-edges of some nodes removed (they can be reached, not passed)."""
+    keep = np.ones(matrix.nnz, dtype=bool)
+    lengths = np.diff(matrix.indptr)
+    for row in rows:
+        keep[matrix.indptr[row]:matrix.indptr[row + 1]] = False
+        lengths[row] = 0
+    indptr = np.concatenate(([0], np.cumsum(lengths)))
+    return sparse.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+
+
+def _longest(distances: np.ndarray, exclude: int | None = None) -> int:
+    """The largest finite distance (0 for none), ignoring one node."""
+    finite = np.isfinite(distances)
+    if exclude is not None:
+        finite[exclude] = False
+    return int(distances[finite].max()) if finite.any() else 0
+
+
 class Reachability(RootAnalysis):
-    """Instructions control reaches from the root (see the module docstring)."""
+    """Instructions control reaches from the root (see the module docstring).
+
+    Solver: breadth-first distances from the root; a node is reached in round ``1 + distance``, so the steps
+    are one more than the farthest reached node's distance.
+    """
 
     name = "reachability"
 
     def query(self, root: int) -> tuple[np.ndarray, int]:
         self._check_root(root)
-        reached, frontier, steps = {root}, [root], 1
-        while True:
-            frontier = [s for n in frontier for s in self.control.successors(n) if s not in reached]
-            if not frontier:
-                return self._labels(reached), steps
-            reached.update(frontier)
-            steps += 1
+        distances = _distances(self._control_matrix, root)
+        return np.isfinite(distances), 1 + _longest(distances)
 
     def reference(self, root: int) -> np.ndarray:
         return self._labels(nx.descendants(self.control, root) | {root})
 
 
 class Dominance(RootAnalysis):
-    """Instructions the root dominates in its function (see the module docstring)."""
+    """Instructions the root dominates in its function (see the module docstring).
+
+    Solver: ``r`` dominates ``m`` iff every path from the entry to ``m`` passes ``r``, i.e. ``m`` is reachable
+    from the entry but not once ``r`` is taken out. The round-based solver (``Dom`` sets from "everything",
+    synchronous rounds) drops ``r`` from ``Dom(m)`` in the round equal to the entry's distance to ``m`` avoiding
+    ``r``, so the steps are ``1 +`` the largest such distance (round 1 is the initial state).
+    """
 
     name = "dominance"
 
@@ -155,86 +185,121 @@ class Dominance(RootAnalysis):
         return members[0], members
 
     @cached_property
-    def _solved(self) -> dict[int, tuple[list[int], dict[int, int], list[int]]]:
-        """Per function: its instructions, the final Dom bitsets, and per round of the solver the bitset of the
-        roots whose membership of some Dom set changed in that round."""
-        solved = {}
-        for function in np.unique(self.graph.node_function[self.graph.node_type == INSTRUCTION]):
-            if function < 0:
-                continue
-            members = np.flatnonzero((self.graph.node_function == function)
-                                     & (self.graph.node_type == INSTRUCTION)).tolist()
-            entry = members[0]
-            index = {node: i for i, node in enumerate(members)}
-            reachable = sorted(nx.descendants(self.control, entry) | {entry})
-            everything = sum(1 << index[n] for n in reachable)
-            dom = {n: everything for n in reachable}
-            dom[entry] = 1 << index[entry]
-            changed_roots = [everything]  # round 1: the initial state
-            while True:
-                new = {n: (dom[n] if n == entry else
-                           _meet([dom[p] for p in self.control.predecessors(n) if p in dom], everything)
-                           | (1 << index[n]))
-                       for n in reachable}
-                changes = 0
-                for n in reachable:
-                    changes |= new[n] ^ dom[n]
-                if not changes:
-                    break
-                changed_roots.append(changes)
-                dom = new
-            solved[int(function)] = (members, dom, changed_roots)
-        return solved
+    def _functions(self) -> dict[int, tuple]:
+        """Per function, built on first use: its instructions, their control CSR (local indices; the entry is 0)
+        and which are reachable from the entry."""
+        return {}
+
+    def _solver(self, function: int) -> tuple:
+        if function not in self._functions:
+            graph = self.graph
+            members = np.flatnonzero((graph.node_function == function) & (graph.node_type == INSTRUCTION))
+            local = np.full(graph.num_nodes, -1, dtype=np.int64)
+            local[members] = np.arange(len(members))
+            sources, targets = graph.edges(CONTROL)
+            inside = (local[sources] >= 0) & (local[targets] >= 0)
+            matrix = sparse.csr_matrix((np.ones(int(inside.sum())),
+                                        (local[sources[inside]], local[targets[inside]])),
+                                       shape=(len(members), len(members)))
+            self._functions[function] = (members, local, matrix, np.isfinite(_distances(matrix, 0)))
+        return self._functions[function]
 
     def query(self, root: int) -> tuple[np.ndarray, int]:
         self._check_root(root)
-        members, final, changed_roots = self._solved[int(self.graph.node_function[root])]
-        if root not in final:  # unreachable from the entry: dominates nothing, not even itself
-            return self._labels([]), 1
-        bit = 1 << members.index(root)
-        steps = max(k + 1 for k, changes in enumerate(changed_roots) if changes & bit)
-        return self._labels(n for n, dominators in final.items() if dominators & bit), steps
+        members, local, matrix, reachable = self._solver(int(self.graph.node_function[root]))
+        r = int(local[root])
+        labels = np.zeros(self.graph.num_nodes, dtype=bool)
+        if not reachable[r]:  # unreachable from the entry: dominates nothing, not even itself
+            return labels, 1
+        avoiding = _distances(_without_rows(matrix, [r]), 0)
+        dominated = reachable & ~np.isfinite(avoiding)
+        dominated[r] = True
+        labels[members[dominated]] = True
+        return labels, 1 + _longest(avoiding, exclude=r)
+
+    @cached_property
+    def _trees(self) -> dict[int, tuple[set[int], nx.DiGraph]]:
+        """Per function, built on first use by :meth:`reference`: the nodes reachable from its entry and its
+        dominator tree from networkx's ``immediate_dominators``."""
+        return {}
 
     def reference(self, root: int) -> np.ndarray:
-        entry, members = self._function(root)
-        cfg = self.control.subgraph(members)
-        if root not in nx.descendants(cfg, entry) | {entry}:
+        function = int(self.graph.node_function[root])
+        if function not in self._trees:
+            entry, members = self._function(root)
+            cfg = self.control.subgraph(members)
+            idom = nx.immediate_dominators(cfg, entry)
+            tree = nx.DiGraph((parent, child) for child, parent in idom.items() if child != parent)
+            self._trees[function] = (nx.descendants(cfg, entry) | {entry}, tree)
+        reachable, tree = self._trees[function]
+        if root not in reachable:
             return self._labels([])
-        idom = nx.immediate_dominators(cfg, entry)
-        tree = nx.DiGraph((parent, child) for child, parent in idom.items() if child != parent)
-        tree.add_node(root)
-        return self._labels(nx.descendants(tree, root) | {root})
+        return self._labels((nx.descendants(tree, root) if root in tree else set()) | {root})
 
 
 class DataDependencies(RootAnalysis):
-    """Instructions and variables the root depends on through data flow (see the module docstring)."""
+    """Instructions and variables the root depends on through data flow (see the module docstring).
+
+    Solver: breadth-first distances from the root against data flow, over labelled nodes only; the root is
+    found again, one edge after the nearest of its users, when it lies on a cycle. Steps: ``1 +`` the
+    largest distance at which something is found.
+    """
 
     name = "datadep"
     labelled = (INSTRUCTION, VARIABLE)
 
+    @cached_property
+    def _backwards(self) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+        """Data flow between labelled nodes: reversed (users to operands) and forwards, as CSR."""
+        sources, targets = self.graph.edges(DATA)
+        mask = self.mask()
+        kept = mask[sources] & mask[targets]
+        return self._matrix(targets[kept], sources[kept]), self._matrix(sources[kept], targets[kept])
+
     def query(self, root: int) -> tuple[np.ndarray, int]:
         self._check_root(root)
-        labelled = set(self.labelled)
-        found, frontier, steps = set(), [root], 1
-        while True:
-            frontier = [p for n in frontier for p in self.data.predecessors(n)
-                        if p not in found and self.graph.node_type[p] in labelled]
-            frontier = list(dict.fromkeys(frontier))
-            if not frontier:
-                return self._labels(found), steps
-            found.update(frontier)
-            steps += 1
+        backwards, forwards = self._backwards
+        distances = _distances(backwards, root)
+        labels = np.isfinite(distances)
+        labels[root] = False
+        longest = _longest(distances, exclude=root)
+        users = forwards.indices[forwards.indptr[root]:forwards.indptr[root + 1]]
+        cycle = distances[users].min() + 1 if len(users) else np.inf  # the root depends on itself
+        if np.isfinite(cycle):
+            labels[root] = True
+            longest = max(longest, int(cycle))
+        return labels, 1 + longest
+
+    @cached_property
+    def _values(self) -> nx.DiGraph:
+        return self.data.subgraph(np.flatnonzero(self.mask()).tolist()).copy()
 
     def reference(self, root: int) -> np.ndarray:
-        values = self.data.subgraph(np.flatnonzero(self.mask()).tolist())
+        values = self._values
         found = set()
         for operand in values.predecessors(root):
             found |= nx.ancestors(values, operand) | {operand}
         return self._labels(found)
 
 
+def _positions(bits: int) -> np.ndarray:
+    """The positions of the set bits of a Python int, ascending."""
+    if not bits:
+        return np.zeros(0, dtype=np.int64)
+    raw = np.frombuffer(bits.to_bytes((bits.bit_length() + 7) // 8, "little"), dtype=np.uint8)
+    return np.flatnonzero(np.unpackbits(raw, bitorder="little"))
+
+
 class Liveness(RootAnalysis):
-    """Variables live on exit from the root (see the module docstring)."""
+    """Variables live on exit from the root (see the module docstring).
+
+    Solver: the live sets from a bit-vector fixed point over straight-line segments (basic blocks), then the
+    root's own set by a backward scan of its block. Steps: the round-based solver (from empty sets) adds ``v``
+    to ``LiveOut(n)`` in round ``1 + d``, ``d`` the length of the shortest path from ``n`` to a use of ``v``
+    that does not pass a definition of ``v``; the steps are ``1 +`` the largest ``d`` over the live variables
+    (breadth-first distances from the root, and again without a definition's out-edges where one lies nearer
+    than the nearest use).
+    """
 
     name = "liveness"
     labelled = (VARIABLE,)
@@ -244,66 +309,155 @@ class Liveness(RootAnalysis):
         return (self.graph.node_type == VARIABLE) & (self.graph.node_function >= 0)
 
     @cached_property
-    def _uses_defs(self) -> tuple[dict[int, int], dict[int, int], list[int]]:
-        """Per instruction, the bitsets of variables it uses and defines; the variables in bit order."""
+    def _uses_defs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Variables in bit order; per variable the instructions using it and defining it (CSR over bits:
+        pointers, nodes), as ``(variables, use_ptr, use_nodes, def_ptr, def_nodes)``."""
         graph = self.graph
-        variables = np.flatnonzero(self.mask()).tolist()
-        bit = {v: i for i, v in enumerate(variables)}
-        uses = {n: 0 for n in self.control.nodes}
-        defs = {n: 0 for n in self.control.nodes}
-        for source, target in graph.edges(DATA).T.tolist():
-            if source in bit and target in uses:
-                uses[target] |= 1 << bit[source]
-            elif target in bit and source in defs:
-                defs[source] |= 1 << bit[target]
-        return uses, defs, variables
+        variables = np.flatnonzero(self.mask())
+        bit = np.full(graph.num_nodes, -1, dtype=np.int64)
+        bit[variables] = np.arange(len(variables))
+        sources, targets = graph.edges(DATA)
+        instruction = graph.node_type == INSTRUCTION
+        result = []
+        for variable, node in ((sources, targets), (targets, sources)):  # uses, then definitions
+            keep = (bit[variable] >= 0) & instruction[node]
+            bits, nodes = bit[variable[keep]], node[keep]
+            order = np.lexsort((nodes, bits))
+            result += [np.searchsorted(bits[order], np.arange(len(variables) + 1)), nodes[order]]
+        return (variables, *result)
 
     @cached_property
-    def _solved(self) -> tuple[dict[int, int], dict[int, int]]:
-        """LiveOut of every instruction at the fixed point, and the round each last changed."""
-        uses, defs, _ = self._uses_defs
-        nodes = list(self.control.nodes)
-        live_out = {n: 0 for n in nodes}
-        changed = {n: 1 for n in nodes}
-        round_ = 1
-        while True:
-            round_ += 1
-            new = {}
-            for n in nodes:
-                value = 0
-                for s in self.control.successors(n):
-                    value |= uses[s] | (live_out[s] & ~defs[s])
-                new[n] = value
-            moved = [n for n in nodes if new[n] != live_out[n]]
-            if not moved:
-                return live_out, changed
-            for n in moved:
-                changed[n] = round_
-            live_out = new
+    def _blocks(self) -> tuple[np.ndarray, np.ndarray, list[int], list[int], list[int]]:
+        """Instructions cut into straight-line segments, with every instruction's uses and definitions as
+        bitsets: ``(segment of each node, segment starts (node ids), uses, defs, LiveOut of each segment)``.
+
+        A segment is a basic block (consecutive node ids, control only from each to the next) where the graph
+        has that shape; anything else is a segment of its own, so the fixed point is exact either way.
+        """
+        graph = self.graph
+        n = graph.num_nodes
+        variables, use_ptr, use_nodes, def_ptr, def_nodes = self._uses_defs
+        uses, defs = [0] * n, [0] * n
+        for table, ptr, nodes in ((uses, use_ptr, use_nodes), (defs, def_ptr, def_nodes)):
+            owner = np.repeat(np.arange(len(variables)), np.diff(ptr))
+            for node, b in zip(nodes.tolist(), owner.tolist()):
+                table[node] |= 1 << b
+        instructions = np.flatnonzero(graph.node_type == INSTRUCTION)
+        sources, targets = graph.edges(CONTROL)
+        key = graph.node_function[instructions].astype(np.int64) * (1 << 32) + graph.node_block[instructions]
+        starts = np.r_[True, (key[1:] != key[:-1]) | (np.diff(instructions) != 1)]
+        out_degree = np.bincount(sources, minlength=n)
+        in_degree = np.bincount(targets, minlength=n)
+        ends = np.r_[starts[1:], True]
+        sequential = np.zeros(n, dtype=bool)  # an edge node -> node + 1 inside a segment
+        inner = np.zeros(n, dtype=bool)
+        inner[instructions[~ends]] = True
+        sequential[sources[(targets == sources + 1) & inner[sources]]] = True
+        # inside a segment: one edge to the next node, and the next node entered from nothing else
+        starts |= np.r_[False, ~(sequential[instructions[:-1]] & (out_degree[instructions[:-1]] == 1)
+                                 & (in_degree[instructions[1:]] == 1))]
+        segment = np.full(n, -1, dtype=np.int64)
+        segment[instructions] = np.cumsum(starts) - 1
+        first = instructions[starts]
+        last = np.r_[instructions[np.flatnonzero(starts)[1:] - 1], instructions[-1:]]
+        count = len(first)
+        crossing = segment[sources] != segment[targets]
+        successors: list[list[int]] = [[] for _ in range(count)]
+        for a, b in set(zip(segment[sources[crossing]].tolist(), segment[targets[crossing]].tolist())):
+            successors[a].append(b)
+        for a in np.unique(segment[sources[~crossing & (targets == first[segment[targets]])]]).tolist():
+            successors[a].append(a)  # a block looping to itself
+        gen, kill = [0] * count, [0] * count
+        for s in range(count):
+            g = k = 0
+            for node in range(int(last[s]), int(first[s]) - 1, -1):
+                g = uses[node] | (g & ~defs[node])
+                k |= defs[node]
+            gen[s], kill[s] = g, k
+        live_out, live_in = [0] * count, list(gen)
+        changed = True
+        while changed:  # round-robin from the last segment back, until nothing changes
+            changed = False
+            for s in range(count - 1, -1, -1):
+                out = 0
+                for t in successors[s]:
+                    out |= live_in[t]
+                if out != live_out[s]:
+                    live_out[s] = out
+                    live_in[s] = gen[s] | (out & ~kill[s])
+                    changed = True
+        return segment, last, uses, defs, live_out
+
+    def _live_out(self, root: int) -> int:
+        """LiveOut of an instruction as a bitset over :meth:`_uses_defs`' variables."""
+        segment, last, uses, defs, live_out = self._blocks
+        s = int(segment[root])
+        live = live_out[s]
+        for node in range(int(last[s]), root, -1):
+            live = uses[node] | (live & ~defs[node])
+        return live
+
+    def _nearest_uses(self, root: int, distances: np.ndarray, bits: np.ndarray, blocked=()) -> np.ndarray:
+        """Per variable bit, the shortest distance from the root to a use (the root itself: around a cycle)."""
+        _, use_ptr, use_nodes, _, _ = self._uses_defs
+        predecessors = self._predecessors.indices[self._predecessors.indptr[root]:self._predecessors.indptr[root + 1]]
+        predecessors = predecessors[~np.isin(predecessors, list(blocked))]
+        around = distances[predecessors].min() + 1 if len(predecessors) else np.inf
+        starts, stops = use_ptr[bits], use_ptr[bits + 1]
+        nodes = use_nodes[np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), stops.tolist())])]
+        values = np.where(nodes == root, around, distances[nodes])
+        return np.minimum.reduceat(values, np.concatenate(([0], np.cumsum(stops - starts)[:-1])))
+
+    @cached_property
+    def _predecessors(self) -> sparse.csr_matrix:
+        return self._control_matrix.T.tocsr()
 
     def query(self, root: int) -> tuple[np.ndarray, int]:
         self._check_root(root)
-        live_out, changed = self._solved
-        _, _, variables = self._uses_defs
-        return self._labels(variables[i] for i in _bits(live_out[root])), changed[root]
+        variables, _, _, def_ptr, def_nodes = self._uses_defs
+        bits = _positions(self._live_out(root))
+        labels = np.zeros(self.graph.num_nodes, dtype=bool)
+        labels[variables[bits]] = True
+        if not len(bits):
+            return labels, 1
+        distances = _distances(self._control_matrix, root)
+        nearest = self._nearest_uses(root, distances, bits)
+        longest = 0
+        for b, d in zip(bits.tolist(), nearest.tolist()):
+            definers = [node for node in def_nodes[def_ptr[b]:def_ptr[b + 1]].tolist() if node != root]
+            if any(distances[node] < d for node in definers):  # a definition nearer than the nearest use
+                avoiding = _distances(_without_rows(self._control_matrix, definers), root)
+                d = float(self._nearest_uses(root, avoiding, np.array([b]), definers)[0])
+            if not np.isfinite(d):
+                raise AssertionError(f"liveness: variable {variables[b]} live after {root} but no use reached")
+            longest = max(longest, int(d))
+        return labels, 1 + longest
+
+    @cached_property
+    def _live_in(self) -> dict[int, dict[int, set[int]]]:
+        """Per function, built on first use by :meth:`reference`: per variable, the nodes it is live on entry to."""
+        return {}
 
     def reference(self, root: int) -> np.ndarray:
         graph = self.graph
-        live = set()
-        for variable in np.flatnonzero(self.mask()).tolist():
-            users = [u for u in self.data.successors(variable) if graph.node_type[u] == INSTRUCTION]
-            definers = {d for d in self.data.predecessors(variable) if graph.node_type[d] == INSTRUCTION}
-            # LiveIn of the variable: its users, and every node with a path to a user that does not define it.
-            live_in, stack = set(users), list(users)
-            while stack:
-                node = stack.pop()
-                for p in self.control.predecessors(node):
-                    if p not in live_in and p not in definers:
-                        live_in.add(p)
-                        stack.append(p)
-            if any(s in live_in for s in self.control.successors(root)):
-                live.add(variable)
-        return self._labels(live)
+        function = int(graph.node_function[root])
+        if function not in self._live_in:
+            sets = {}
+            for variable in np.flatnonzero(self.mask() & (graph.node_function == function)).tolist():
+                users = [u for u in self.data.successors(variable) if graph.node_type[u] == INSTRUCTION]
+                definers = {d for d in self.data.predecessors(variable) if graph.node_type[d] == INSTRUCTION}
+                # LiveIn of the variable: its users, and every node with a path to a user that does not define it.
+                live_in, stack = set(users), list(users)
+                while stack:
+                    node = stack.pop()
+                    for p in self.control.predecessors(node):
+                        if p not in live_in and p not in definers:
+                            live_in.add(p)
+                            stack.append(p)
+                sets[variable] = live_in
+            self._live_in[function] = sets
+        successors = set(self.control.successors(root))
+        return self._labels(v for v, live_in in self._live_in[function].items() if live_in & successors)
 
 
 #: Operations that compute an expression of their operands alone.
@@ -326,25 +480,26 @@ class Subexpressions(RootAnalysis):
     def _keys(self) -> dict[int, tuple]:
         """The expression of every instruction that computes one: (operation, predicate, type, operands)."""
         graph = self.graph
-        operands: dict[int, list[tuple[int, int]]] = {}
-        results: dict[int, str] = {}
+        instruction = graph.node_type == INSTRUCTION
         data = graph.edge_flow == DATA
-        for (source, target), position in zip(graph.edge_index[:, data].T.tolist(),
-                                              graph.edge_position[data].tolist()):
-            if graph.node_type[target] == INSTRUCTION:
-                operands.setdefault(target, []).append((position, source))
-            elif graph.node_type[source] == INSTRUCTION:
-                results[source] = str(graph.node_text[target])
+        sources, targets = graph.edge_index[:, data].astype(np.int64)
+        positions = graph.edge_position[data]
+        results = dict(zip(sources[~instruction[targets] & instruction[sources]].tolist(),
+                           graph.node_text[targets[~instruction[targets] & instruction[sources]]].tolist()))
+        into = instruction[targets]
+        order = np.lexsort((sources[into], positions[into], targets[into]))  # by user, position, operand
+        users, operands = targets[into][order], sources[into][order].tolist()
+        text = graph.node_text
         keys = {}
-        for node in np.flatnonzero(graph.node_type == INSTRUCTION).tolist():
-            operation = str(graph.node_text[node])
-            if operation not in EXPRESSIONS or node not in results:
+        for node in np.flatnonzero(instruction & np.isin(text, list(EXPRESSIONS))).tolist():
+            if node not in results:
                 continue
+            operation = str(text[node])
             predicate = _predicate(str(graph.node_full_text[node]), operation)
-            ordered = tuple(source for _, source in sorted(operands.get(node, [])))
+            ordered = tuple(operands[np.searchsorted(users, node):np.searchsorted(users, node, side="right")])
             if len(ordered) == 2 and (operation in COMMUTATIVE or predicate in _SYMMETRIC_PREDICATES):
                 ordered = tuple(sorted(ordered))
-            keys[node] = (operation, predicate, results[node], ordered)
+            keys[node] = (operation, predicate, str(results[node]), ordered)
         return keys
 
     @cached_property

@@ -129,3 +129,145 @@ def test_every_root_agrees_with_the_independent_formulation(name, corpus):
             assert steps >= 1 and not (labels & ~instance.mask()).any()
             checked += 1
     assert checked > 100
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Steps: the solvers answer from distances; these are the round-based solvers that define the steps (synchronous
+# rounds until the root's labels stop changing, round 1 the initial state), as the analyses were first written.
+
+
+def rounds_forward(successors, root, found):
+    """Breadth-first rounds from the root (reachability: successors, the root found; datadep: operands, not)."""
+    frontier, steps = [root], 1
+    while True:
+        frontier = list(dict.fromkeys(s for n in frontier for s in successors(n) if s not in found))
+        if not frontier:
+            return found, steps
+        found.update(frontier)
+        steps += 1
+
+
+def rounds_dominance(a, function):
+    """Dom sets (bitsets over the function's instructions) from "everything", synchronous rounds: the final sets
+    and, per instruction, the last round its bit changed in any of them."""
+    import networkx as nx
+
+    g = a.graph
+    members = np.flatnonzero((g.node_function == function) & (g.node_type == INSTRUCTION)).tolist()
+    entry, bit = members[0], {n: 1 << i for i, n in enumerate(members)}
+    reachable = nx.descendants(a.control, entry) | {entry}
+    everything = sum(bit[n] for n in reachable)
+    dom = {n: everything for n in reachable}
+    dom[entry] = bit[entry]
+    last = {n: 1 for n in members}
+    round_ = 1
+    while True:
+        round_ += 1
+        new = {}
+        for n in reachable:
+            value = everything
+            for p in a.control.predecessors(n):
+                value &= dom.get(p, everything)
+            new[n] = dom[n] if n == entry else value | bit[n]
+        changes = 0
+        for n in reachable:
+            changes |= new[n] ^ dom[n]
+        if not changes:
+            return reachable, dom, bit, last
+        for n in members:
+            if changes & bit[n]:
+                last[n] = round_
+        dom = new
+
+
+def rounds_liveness(a):
+    """LiveOut of every instruction by synchronous rounds from empty sets, and the round each last changed."""
+    g = a.graph
+    variables = set(np.flatnonzero(a.mask()).tolist())
+    uses = {n: set() for n in a.control.nodes}
+    defs = {n: set() for n in a.control.nodes}
+    for s, t in g.edges("data").T.tolist():
+        if s in variables and t in uses:
+            uses[t].add(s)
+        elif t in variables and s in defs:
+            defs[s].add(t)
+    live = {n: set() for n in a.control.nodes}
+    changed = {n: 1 for n in a.control.nodes}
+    round_ = 1
+    while True:
+        round_ += 1
+        new = {n: set().union(*[uses[s] | (live[s] - defs[s]) for s in a.control.successors(n)]) for n in live}
+        moved = [n for n in live if new[n] != live[n]]
+        if not moved:
+            return live, changed
+        for n in moved:
+            changed[n] = round_
+        live = new
+
+
+def by_rounds(a, root, memo):
+    """Labels (as a node set) and steps of one root by the round-based solvers."""
+    g = a.graph
+    if a.name == "reachability":
+        return rounds_forward(a.control.successors, root, {root})
+    if a.name == "datadep":
+        mask = a.mask()
+        return rounds_forward(lambda n: [p for p in a.data.predecessors(n) if mask[p]], root, set())
+    if a.name == "dominance":
+        function = int(g.node_function[root])
+        if (g, function) not in memo:
+            memo[g, function] = rounds_dominance(a, function)
+        reachable, dom, bit, last = memo[g, function]
+        if root not in reachable:
+            return set(), 1
+        return {n for n in reachable if dom[n] & bit[root]}, last[root]
+    if a.name == "liveness":
+        if g not in memo:
+            memo[g] = rounds_liveness(a)
+        live, changed = memo[g]
+        return live[root], changed[root]
+    return labelled(a.query(root)[0]), a.query(root)[1]
+
+
+def large_source(loops: int) -> str:
+    """One function with nested loops, branches and values live across them: long chains at -O0, loops at -O2."""
+    return "int big(int *a, int n) {\n  int s = 0, t = 1, u = 2;\n" + "".join(
+    f"  for (int i{k} = 0; i{k} < n; i{k}++) {{\n    if (a[i{k}] > {k}) s += a[i{k}] * {k + 1}; else t ^= s + i{k};\n"
+    f"    for (int j = 0; j < {k % 3 + 1}; j++) u += t - a[j];\n  }}\n  if (s > t) u = u * {k} + s; else s = s - u;\n"
+        for k in range(loops)) + "  return s + t + u;\n}\n"
+
+
+@pytest.fixture(scope="module")
+def large():
+    """A large function at -O0 and -O2 (60 loops: thousands of instructions in one function)."""
+    return [graph_of(large_source(60), opt_level=level) for level in (0, 2)]
+
+
+@pytest.fixture(scope="module")
+def medium():
+    """A smaller one (8 loops), within reach of the round-based solvers."""
+    return [graph_of(large_source(8), opt_level=level) for level in (0, 2)]
+
+
+@pytest.mark.parametrize("name", ["reachability", "dominance", "datadep", "liveness"])
+def test_steps_and_labels_match_the_round_based_solvers(name, corpus, medium):
+    memo, checked = {}, 0
+    for graph in corpus[::3] + medium:
+        instance = analysis(name, graph)
+        roots = instance.roots()
+        for root in np.random.default_rng(0).choice(roots, min(25, len(roots)), replace=False).tolist():
+            labels, steps = instance.query(root)
+            expected, expected_steps = by_rounds(instance, root, memo)
+            assert labelled(labels) == expected and steps == expected_steps, f"{graph.module_name} root {root}"
+            checked += 1
+    assert checked > 100
+
+
+@pytest.mark.parametrize("name", list(ANALYSES))
+def test_a_large_function_agrees_with_the_independent_formulation(name, large):
+    assert ((large[0].node_function == 0) & (large[0].node_type == INSTRUCTION)).sum() > 2000
+    for graph in large:
+        instance = analysis(name, graph)
+        roots = instance.roots()
+        for root in np.random.default_rng(1).choice(roots, min(40, len(roots)), replace=False).tolist():
+            np.testing.assert_array_equal(instance.query(root)[0], instance.reference(root), err_msg=f"root {root}")
