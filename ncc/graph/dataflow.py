@@ -6,6 +6,11 @@ initial state), the number of message-passing steps a graph network needs to rep
 Each also has a second, independent formulation (:meth:`RootAnalysis.reference`), so that the labels can
 be checked against it on whole corpora.
 
+The solvers (:meth:`RootAnalysis.query`) do not run those rounds: each answers from breadth-first distances
+over scipy CSR matrices (a node joins the root's labels in round ``1 +`` its distance along the analysis'
+edges), with what all roots share built once per graph (or per function). Each class's docstring says why
+its distances give exactly the rounds; the tests check labels and steps against the round-based solvers.
+
 Definitions on ncc's graphs (one variable node per value, instruction-level control flow; ProGraML has one
 variable node per value and using block, and its own instruction graph):
 
@@ -21,13 +26,14 @@ variable node per value and using block, and its own instruction graph):
 * ``liveness``: root an instruction; label every function-local variable live on exit from it:
   ``LiveOut(n) = ⋃_{s ∈ succ(n)} uses(s) ∪ (LiveOut(s) − defs(s))``, where ``uses`` are the variables a
   node reads and ``defs`` the one it defines (ProGraML's formulation: a phi's operands count as uses at
-  the phi). Reference: per variable, the nodes from which a use is reachable without passing its definition.
+  the phi). Reference: per variable of the root's function, the nodes from which a use is reachable without
+  passing its definition (computed once per function).
 * ``subexpressions``: root an instruction that computes an expression (arithmetic, bitwise, comparison,
   cast, ``getelementptr``, ``select``); label every other instruction computing the same one: the same
   operation, predicate and result type on the same operand nodes, by position, or in either order for
   commutative operations. Dominance is not required. Reference: comparing every pair of instructions.
 
-All numpy and networkx, no torch.
+All numpy, scipy and networkx, no torch.
 """
 
 from __future__ import annotations
