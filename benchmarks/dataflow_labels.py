@@ -7,7 +7,8 @@ so a second run compiles nothing. Four passes, each parallel over ``--jobs`` pro
 
 1. ``compile``: the named IR and LLVM's dominator trees of every (program, level).
 2. ``check`` (resumable: every file's counts are appended to a JSON-lines file in the cache, keyed by the
-   file and the sources of ``ncc/graph/dataflow.py`` and this script; a rerun skips what is there):
+   file and the sources of ``ncc/graph/dataflow.py`` and this script; a rerun skips what is there; sources
+   with the same bytes give the same IR and are checked once):
    a. dominance against LLVM's dominator trees: :class:`ncc.graph.dataflow.Dominance` for every instruction
       of every function as the root (300 drawn in larger functions) against ``print<domtree>``. An
       instruction ``r`` dominates ``m`` in LLVM's terms when both are in one block and ``m`` does not come
@@ -303,7 +304,9 @@ def main() -> None:
         compare_keys = [file_key(s, level) for s in sorted(compare_sources) for level in ("0", "2")
                         if Path(cache, f"{file_key(s, level)}.ll").is_file()]
     keys = [key for key, ok in compiled if ok]
-    report.update(sources=len(sources), files=len(compiled), compile_failures=len(compiled) - len(keys))
+    unique = list(dict.fromkeys(keys))  # sources with the same bytes compile to the same IR: checked once
+    report.update(sources=len(sources), files=len(compiled), compile_failures=len(compiled) - len(keys),
+                  unique_files=len(unique))
 
     # check, resumable
     done_file = cache / f"check-{code_digest()}.jsonl"
@@ -312,7 +315,7 @@ def main() -> None:
         for line in done_file.read_text().splitlines():
             row = json.loads(line)
             done[row["key"]] = row
-    todo = [key for key in dict.fromkeys(keys) if key not in done]
+    todo = [key for key in unique if key not in done]
     started = time.perf_counter()
     with done_file.open("a") as out:
         for row in run_pool(check_file, [(key, str(cache)) for key in todo], args.jobs, "check"):
@@ -320,9 +323,9 @@ def main() -> None:
             out.flush()
             done[row["key"]] = row
     report["check_s_this_run"] = time.perf_counter() - started
-    report["check_resumed_files"] = len(keys) - len(todo)
+    report["check_resumed_files"] = len(unique) - len(todo)
     totals: Counter = Counter()
-    for key in dict.fromkeys(keys):
+    for key in unique:
         totals.update({k: v for k, v in done[key].items() if k != "key"})
     report["check"] = dict(totals)
 
@@ -356,7 +359,8 @@ def main() -> None:
 def print_report(report: dict) -> None:
     check = Counter(report["check"])
     print(f"llvm-test-suite SingleSource C programs: {report['sources']} sources x -O0/-O2 = {report['files']} "
-          f"files, {report['compile_failures']} did not compile with {CLANG}; load average "
+          f"files, {report['compile_failures']} did not compile with {CLANG}, {report['unique_files']} distinct IR "
+          f"files checked; load average "
           f"{report['load_average'][0]:.1f}, {report['jobs']} processes")
     print(f"dominance vs LLVM's dominator trees: {check['functions']} functions, {check['llvm_roots']} "
           f"instruction roots, {check['llvm_disagreements']} disagreements")
