@@ -152,20 +152,6 @@ def bidirectional_edges(edge_index: Tensor, edge_flow: Tensor, edge_position: Te
     return source, target, edge_type, position
 
 
-def sorted_by_target(source: Tensor, target: Tensor, *per_edge: Tensor, num_nodes: int
-                     ) -> tuple[Tensor, Tensor, tuple[Tensor, ...], Tensor]:
-    """Edges in the order of their targets (stable) and the CSR pointer of each node's incoming edges.
-
-    Returns ``(source, target, per_edge, ptr)`` with ``ptr`` long ``[N + 1]``: node ``v``'s incoming edges
-    are ``ptr[v]:ptr[v + 1]``. Sums over them are then segment sums over contiguous rows instead of a
-    scatter-add, whose CPU kernel was most of a message-passing step's time on program graphs.
-    """
-    order = torch.argsort(target, stable=True)
-    ptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=target.device)
-    torch.cumsum(torch.bincount(target, minlength=num_nodes), 0, out=ptr[1:])
-    return source[order], target[order], tuple(tensor[order] for tensor in per_edge), ptr
-
-
 def graph_index(batch: Any, num_nodes: int, device: torch.device) -> tuple[Tensor, int]:
     """The ``batch`` vector of a Batch (zeros for a single Data) and the number of graphs."""
     index = getattr(batch, "batch", None)

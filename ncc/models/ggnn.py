@@ -7,11 +7,10 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing, global_add_pool, global_mean_pool
-from torch_geometric.utils import segment
 
 from ncc.models.common import (NUM_EDGE_TYPES, READOUTS, NodeEmbedding, aux_input, bidirectional_edges,
                                check_choice, check_int, check_probability, from_config, graph_index,
-                               parse_steps, sinusoidal_encoding, sorted_by_target)
+                               parse_steps, sinusoidal_encoding)
 
 AGGREGATIONS = ("mean", "sum")
 POOLINGS = ("sum", "mean")
@@ -32,10 +31,8 @@ class GGNNConv(MessagePassing):
     per-type transforms ``W_t h_u + b_t`` of every node arrive precomputed as ``x`` (one ``[N, T * H]``
     matmul per step instead of one per edge), so the GGNN keeps its parameters, and their
     ``state_dict`` names, where they always were. Messages are gathered with ``index_select`` on the
-    ``[N * T, H]`` view of ``x`` (row ``source * T + type``) and aggregated in float32, whatever the
-    autocast dtype: PyG's ``"sum"`` or ``"mean"`` aggregation (a scatter-add on the targets), or, given
-    ``target_ptr`` for edges sorted by target (:func:`~ncc.models.common.sorted_by_target`), a segment
-    reduction over each node's contiguous incoming edges.
+    ``[N * T, H]`` view of ``x`` (row ``source * T + type``) and aggregated in float32 (PyG's ``"sum"``
+    or ``"mean"`` aggregation, a ``scatter_add_`` on the targets), whatever the autocast dtype.
 
     Args:
         aggr: ``"mean"`` or ``"sum"`` of incoming messages.
@@ -43,28 +40,20 @@ class GGNNConv(MessagePassing):
 
     Shapes:
         input: ``x`` float ``[N, T * H]``, ``edge_index`` long ``[2, E]`` (source, target),
-        ``edge_type`` long ``[E]`` in ``[0, T)``, ``gate`` float ``[E, H]`` or None, ``target_ptr`` long
-        ``[N + 1]`` or None; output: float32 ``[N, H]``.
+        ``edge_type`` long ``[E]`` in ``[0, T)``, ``gate`` float ``[E, H]`` or None;
+        output: float32 ``[N, H]``.
     """
 
     def __init__(self, aggr: str = "mean", num_edge_types: int = NUM_EDGE_TYPES):
         super().__init__(aggr=check_choice("aggr", aggr, AGGREGATIONS), node_dim=0)
         self.num_edge_types = check_int("num_edge_types", num_edge_types)
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, gate: Tensor | None = None,
-                target_ptr: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, gate: Tensor | None = None) -> Tensor:
         n = x.shape[0]
         if x.ndim != 2 or x.shape[1] % self.num_edge_types:
             raise ValueError(f"x must be [N, {self.num_edge_types} * H], got {tuple(x.shape)}")
         typed = x.reshape(n * self.num_edge_types, x.shape[1] // self.num_edge_types)
-        return self.propagate(edge_index, typed=typed, edge_type=edge_type, gate=gate, target_ptr=target_ptr,
-                              size=(n, n))
-
-    def aggregate(self, inputs: Tensor, index: Tensor, target_ptr: Tensor | None = None,
-                  dim_size: int | None = None) -> Tensor:
-        if target_ptr is None:
-            return super().aggregate(inputs, index, dim_size=dim_size)
-        return segment(inputs, target_ptr, reduce=self.aggr)
+        return self.propagate(edge_index, typed=typed, edge_type=edge_type, gate=gate, size=(n, n))
 
     def message(self, typed: Tensor, edge_index_j: Tensor, edge_type: Tensor, gate: Tensor | None) -> Tensor:
         message = typed.index_select(0, edge_index_j * self.num_edge_types + edge_type)
@@ -191,10 +180,6 @@ class GGNN(nn.Module):
         h0 = self.input_map(self.embedding(batch.x, getattr(batch, "selector", None)))
         source, target, edge_type, position = bidirectional_edges(batch.edge_index, batch.edge_flow,
                                                                   batch.edge_position)
-        target_ptr = None
-        if not any(conv.explain for conv in self.convs):  # PyG's explainers mask edges in the given order
-            source, target, (edge_type, position), target_ptr = sorted_by_target(
-                source, target, edge_type, position, num_nodes=h0.shape[0])
         edge_index = torch.stack([source, target])
         position = position.clamp(0, self.max_position - 1)
         if self.position_gating and position.numel():
@@ -206,7 +191,7 @@ class GGNN(nn.Module):
             if self.position_gating and position.numel():
                 gate = (2 * torch.sigmoid(self.gates[group](encodings))).index_select(0, position)
             for _ in range(repeats):
-                incoming = self.convs[group](self.messages[group](h), edge_index, edge_type, gate, target_ptr)
+                incoming = self.convs[group](self.messages[group](h), edge_index, edge_type, gate)
                 h = self.state_dropout(self.updates[group](incoming.to(h.dtype), h))
         return h0, h
 

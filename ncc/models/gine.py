@@ -7,11 +7,10 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing, global_add_pool, global_max_pool, global_mean_pool
-from torch_geometric.utils import segment
 
 from ncc.models.common import (NUM_EDGE_TYPES, READOUTS, NodeEmbedding, aux_input, bidirectional_edges,
                                check_choice, check_int, check_probability, from_config, graph_index,
-                               sinusoidal_encoding, sorted_by_target)
+                               sinusoidal_encoding)
 
 
 def _mlp(width: int, hidden: int) -> nn.Sequential:
@@ -30,30 +29,20 @@ class RelationalGINEConv(MessagePassing):
     The layer holds no weights: the edge features ``e_uv`` (in :class:`RelationalGINE`, a learned vector
     per edge type plus a learned map of the edge position's sinusoidal encoding) and ``eps`` arrive as
     arguments, so the model keeps its parameters, and their ``state_dict`` names, where they always
-    were; the model applies the layer's MLP and batch norm to the output. Messages are summed in float32,
-    whatever the autocast dtype: PyG's ``"sum"`` aggregation (a scatter-add on the targets), or, given
-    ``target_ptr`` for edges sorted by target, a segment sum over each node's contiguous incoming edges.
+    were; the model applies the layer's MLP and batch norm to the output. Messages are summed in float32
+    (PyG's ``"sum"`` aggregation, a ``scatter_add_`` on the targets), whatever the autocast dtype.
 
     Shapes:
         input: ``x`` float ``[N, H]``, ``edge_index`` long ``[2, E]`` (source, target), ``edge_attr``
-        float ``[E, H]``, ``eps`` a float or a 0-dim tensor, ``target_ptr`` long ``[N + 1]`` or None;
-        output: ``[N, H]`` in ``x``'s dtype.
+        float ``[E, H]``, ``eps`` a float or a 0-dim tensor; output: ``[N, H]`` in ``x``'s dtype.
     """
 
     def __init__(self):
         super().__init__(aggr="sum", node_dim=0)
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, eps: Tensor | float = 0.0,
-                target_ptr: Tensor | None = None) -> Tensor:
-        incoming = self.propagate(edge_index, x=x, edge_attr=edge_attr, target_ptr=target_ptr,
-                                  size=(x.shape[0], x.shape[0]))
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, eps: Tensor | float = 0.0) -> Tensor:
+        incoming = self.propagate(edge_index, x=x, edge_attr=edge_attr, size=(x.shape[0], x.shape[0]))
         return (1 + eps) * x + incoming.to(x.dtype)
-
-    def aggregate(self, inputs: Tensor, index: Tensor, target_ptr: Tensor | None = None,
-                  dim_size: int | None = None) -> Tensor:
-        if target_ptr is None:
-            return super().aggregate(inputs, index, dim_size=dim_size)
-        return segment(inputs, target_ptr, reduce="sum")
 
     def message(self, x_j: Tensor, edge_attr: Tensor) -> Tensor:
         return torch.relu(x_j + edge_attr).float()
@@ -189,10 +178,6 @@ class RelationalGINE(nn.Module):
         index, num_graphs = graph_index(batch, n, x.device)
         source, target, edge_type, position = bidirectional_edges(batch.edge_index, batch.edge_flow,
                                                                   batch.edge_position)
-        target_ptr = None
-        if not any(conv.explain for conv in self.convs):  # PyG's explainers mask edges in the given order
-            source, target, (edge_type, position), target_ptr = sorted_by_target(
-                source, target, edge_type, position, num_nodes=n)
         edge_index = torch.stack([source, target])
         kinds, kind_types, kind_positions = edge_kinds(edge_type, position.clamp(0, self.max_position - 1))
         encodings = self.position_table[kind_positions]
@@ -202,7 +187,7 @@ class RelationalGINE(nn.Module):
             z = h + virtual.index_select(0, index) if virtual is not None else h
             features = self.type_embeddings[layer](kind_types) + self.position_maps[layer](encodings)
             edge = features.index_select(0, kinds)
-            update = self.mlps[layer](self.convs[layer](z, edge_index, edge, self.eps[layer], target_ptr))
+            update = self.mlps[layer](self.convs[layer](z, edge_index, edge, self.eps[layer]))
             h = h + self.dropout(torch.relu(self.norms[layer](update)))
             if virtual is not None and layer < self.num_layers - 1:
                 pooled = global_add_pool(z.float(), index, num_graphs)
