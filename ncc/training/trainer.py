@@ -505,8 +505,9 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), model_factory
 
         def save_checkpoint(metrics: dict | None) -> None:
             """``checkpoint.pt``: everything to continue from here (``state["epoch_progress"]`` inside an epoch)."""
-            state["elapsed_s"] += time.perf_counter() - clock[0]
-            clock[0] = time.perf_counter()
+            nonlocal started
+            state["elapsed_s"] += time.perf_counter() - started
+            started = time.perf_counter()
             rng = where.gather(_rng_state())
             if where.main:
                 _save(checkpoint_path, {
@@ -517,7 +518,6 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), model_factory
                     "config": config.to_dict(), "model_name": config.model.name, "model_kwargs": kwargs,
                     "encoder": task_data.encoder, "task": config.task, "epoch": state["epoch"], "metrics": metrics})
 
-        clock = [started]
         epoch = state["epoch"]
         while not state["stopped_early"] and epoch < config.epochs:
             epoch += 1
@@ -561,7 +561,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), model_factory
         final = {split: _evaluate_split(model, data, config, task, task_data.num_classes, device, autocast, where,
                                         progress, split)
                  for split, data in task_data.splits.items() if split != "train"}
-        state["elapsed_s"] += time.perf_counter() - clock[0]
+        state["elapsed_s"] += time.perf_counter() - started
         report = _report(config, task, task_data, state, final, monitor, kwargs, parameters, device, where,
                          use_amp, amp_dtype, resumed_from)
         if where.main:
@@ -649,8 +649,8 @@ def _train_epoch(model, loader, sampler, optimizer, scaler, config: TrainConfig,
     state.pop("epoch_progress", None)
     seconds = time.perf_counter() - begun
     loss_total, term_total = where.all_sum([loss_sum, terms], device) if where.active else (loss_sum, terms)
-    state["train_seconds"] += seconds - done["seconds"]
-    state["train_graphs"] += graphs - done["graphs"]
+    state["train_seconds"] += seconds  # the steps before a stop included: their time is in done["seconds"]
+    state["train_graphs"] += graphs
     return {"epoch": epoch, "train_loss": loss_total / max(term_total, 1), "train_seconds": seconds,
             "train_graphs": graphs, "train_graphs_per_s": graphs / max(seconds, 1e-9),
             "lr": optimizer.param_groups[0]["lr"], "steps": steps}
