@@ -20,6 +20,7 @@ FLOORS = [
     ("ncc", "ncc.errors", "ncc.paths", "ncc.fileio", "ncc.processes", "ncc.download", "ncc.datasets"),
     ("ncc.frontend",),
     ("ncc.graph",),
+    ("ncc.execution",),
     ("ncc.embeddings",),
     ("ncc.models",),
     ("ncc.training",),
