@@ -14,6 +14,15 @@ How each language is compiled:
   ``-fdeclare-opencl-builtins`` and the types and macros from the shim in ``ncc/frontend/include``.
 * system clang: ``clang -x c|c++|cl -S -emit-llvm``; OpenCL with ``-target spir64 -cl-std=CL1.2`` and
   clang's own default OpenCL header.
+
+Where the time goes, and how ncc spends less of it (ziglang, C and C++): ``zig c++`` is a driver that
+works out the target, the libc and libc++ include paths and ~450 ``-cc1`` arguments, looks the compile up
+in zig's own cache (``~/.cache/zig``, which keeps a copy of every output it ever made), runs clang's
+``-cc1`` and copies the result out. Per POJ-104 program that driver cost about as much CPU as clang's own
+work. :func:`cc1_template` asks the driver once per setting (``-###``) which ``-cc1`` command it would
+run, checks that only the file names and folders vary between two such answers, and the frontend then
+runs ``zig -cc1`` with that command directly: the same clang, the same arguments, byte-identical IR
+(tested on real POJ-104 programs), no zig cache.
 """
 
 from __future__ import annotations
@@ -23,9 +32,12 @@ import logging
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +114,152 @@ class Toolchain:
                 flags: tuple[str, ...] = ()) -> list[str]:
         """The full command line that compiles ``source`` to textual IR in ``output``."""
         return [self.path, *self.compile_arguments(language, opt_level, flags), source, "-o", output]
+
+    def direct_command(self, language: str, source: str, output: str, work_dir: str, opt_level: int | str = 0,
+                       flags: tuple[str, ...] = ()) -> list[str]:
+        """The command that does what :meth:`command` does, without the ``zig cc``/``zig c++`` driver.
+
+        For ziglang C and C++ this is the ``zig -cc1`` command the driver itself would run (see
+        :func:`cc1_template`); for everything else, and wherever the driver's answer cannot be turned
+        into a template, it is :meth:`command`.
+
+        Args:
+            source: the source file's name inside ``work_dir`` (no folder).
+            output: where the IR goes, relative to ``work_dir`` or absolute.
+            work_dir: the folder the command runs in.
+        """
+        if self.kind != "ziglang" or language not in ("c", "c++"):
+            return self.command(language, source, output, opt_level, flags)
+        template = cc1_template(self, language, opt_level, flags)
+        if template is None:
+            return self.command(language, source, output, opt_level, flags)
+        return template.fill(source, output, work_dir, flags)
+
+
+#: Placeholders that stand for what varies between two compiles of one setting.
+_PLACEHOLDER_SOURCE = "ncc-placeholder-source-{}"
+_PLACEHOLDER_DIR = "ncc-placeholder-dir-{}"
+_PLACEHOLDER_QUOTE_DIR = "/ncc-placeholder-iquote-{}-{}"
+
+
+@dataclass(frozen=True)
+class Cc1Template:
+    """The ``-cc1`` command the ziglang driver runs for one setting, with holes for what varies.
+
+    Attributes:
+        executable: the ``zig`` binary.
+        arguments: the ``-cc1`` arguments; ``{source}``, ``{output}`` and ``{work_dir}`` occur in some of
+            them, and ``{quote0}``, ``{quote1}`` ... for the folders of the setting's ``-iquote`` flags.
+    """
+
+    executable: str
+    arguments: tuple[str, ...]
+
+    def fill(self, source: str, output: str, work_dir: str, flags: tuple[str, ...]) -> list[str]:
+        """The command for one compile (``flags`` as given to :func:`cc1_template`, for the ``-iquote`` folders)."""
+        values = {"source": source, "output": output, "work_dir": work_dir}
+        values.update((f"quote{index}", folder) for index, folder in enumerate(_quote_dirs(flags)))
+        return [self.executable, *(argument.format_map(values) if "{" in argument else argument
+                                   for argument in self.arguments)]
+
+
+def _quote_dirs(flags: tuple[str, ...]) -> list[str]:
+    return [flags[index + 1] for index in range(len(flags) - 1) if flags[index] == "-iquote"]
+
+
+def _with_placeholder_quote_dirs(flags: tuple[str, ...], variant: str) -> tuple[str, ...]:
+    replaced, count = list(flags), 0
+    for index in range(len(flags) - 1):
+        if flags[index] == "-iquote":
+            replaced[index + 1] = _PLACEHOLDER_QUOTE_DIR.format(count, variant)
+            count += 1
+    return tuple(replaced)
+
+
+_TEMPLATES: dict[tuple, Cc1Template | None] = {}
+_TEMPLATES_LOCK = threading.Lock()
+
+
+def cc1_template(toolchain: Toolchain, language: str, opt_level: int | str,
+                 flags: tuple[str, ...] = ()) -> Cc1Template | None:
+    """The ``-cc1`` command ``zig cc``/``zig c++`` would run for this setting, or None where it cannot tell.
+
+    The driver is asked twice (``-###``), with different file names, folders and ``-iquote`` folders;
+    the two answers must differ in exactly those places, which become the template's holes. Anything else
+    (a driver that would run more than one command, an answer that depends on something else) gives None,
+    and the caller runs the driver. Remembered per process for each setting, ``-iquote`` folders aside.
+
+    Args:
+        toolchain: a ziglang toolchain.
+        language: ``c`` or ``c++``.
+        opt_level, flags: as for :meth:`Toolchain.compile_arguments`.
+    """
+    shape = tuple("-iquote-folder" if index and flags[index - 1] == "-iquote" else flag
+                  for index, flag in enumerate(flags))
+    key = (toolchain, language, str(opt_level), shape)
+    with _TEMPLATES_LOCK:
+        if key in _TEMPLATES:
+            return _TEMPLATES[key]
+    try:
+        template = _derive_cc1_template(toolchain, language, opt_level, flags)
+    except (OSError, subprocess.SubprocessError, ValueError) as error:
+        logger.warning("cannot see the -cc1 command of zig's driver (%s); compiling through the driver", error)
+        template = None
+    if template is None:
+        logger.warning("compiling %s through zig's driver: its -cc1 command could not be turned into a template",
+                       language)
+    with _TEMPLATES_LOCK:
+        _TEMPLATES[key] = template
+    return template
+
+
+def _derive_cc1_template(toolchain: Toolchain, language: str, opt_level: int | str,
+                         flags: tuple[str, ...]) -> Cc1Template | None:
+    extension = ".c" if language == "c" else ".cpp"
+    answers = []
+    with tempfile.TemporaryDirectory(prefix="ncc-cc1-") as scratch:
+        for variant in ("a", "b"):
+            work_dir = Path(scratch, _PLACEHOLDER_DIR.format(variant))
+            work_dir.mkdir()
+            source = _PLACEHOLDER_SOURCE.format(variant) + extension
+            (work_dir / source).write_text("")  # the driver wants the input to exist
+            output = f"{_PLACEHOLDER_SOURCE.format(variant)}.ll"
+            command = [toolchain.path, *toolchain.compile_arguments(
+                language, opt_level, _with_placeholder_quote_dirs(flags, variant)), source, "-o", output, "-###"]
+            completed = subprocess.run(command, cwd=work_dir, capture_output=True, text=True, timeout=60)
+            jobs = [line for line in completed.stderr.splitlines() if line.startswith(" \"") and '"-cc1"' in line]
+            if completed.returncode != 0 or len(jobs) != 1:
+                logger.debug("zig -### gave %d -cc1 commands (status %d)", len(jobs), completed.returncode)
+                return None
+            answers.append((shlex.split(jobs[0]), source, output, str(work_dir)))
+    (first, source_a, output_a, dir_a), (second, source_b, output_b, dir_b) = answers
+    if len(first) != len(second) or first[1] != "-cc1" or first[-1] != source_a:
+        return None
+    count = len(_quote_dirs(flags))
+    holes_a = [(dir_a, "{work_dir}"), (source_a, "{source}"),
+               *((_PLACEHOLDER_QUOTE_DIR.format(index, "a"), f"{{quote{index}}}") for index in range(count))]
+    holes_b = [(dir_b, "{work_dir}"), (source_b, "{source}"),
+               *((_PLACEHOLDER_QUOTE_DIR.format(index, "b"), f"{{quote{index}}}") for index in range(count))]
+    arguments: list[str] = []
+    output_index = None
+    for index, (argument_a, argument_b) in enumerate(zip(first[1:], second[1:]), start=1):
+        if index > 1 and first[index - 1] == "-o":
+            output_index = len(arguments)
+            arguments.append("{output}")  # zig names its own cache file (or /dev/null under -###)
+            continue
+        escaped_a = argument_a.replace("{", "{{").replace("}", "}}")
+        escaped_b = argument_b.replace("{", "{{").replace("}", "}}")
+        for placeholder, hole in holes_a:
+            escaped_a = escaped_a.replace(placeholder, hole)
+        for placeholder, hole in holes_b:
+            escaped_b = escaped_b.replace(placeholder, hole)
+        if escaped_a != escaped_b:
+            logger.debug("zig's -cc1 commands differ in more than names: %r / %r", argument_a, argument_b)
+            return None
+        arguments.append(escaped_a)
+    if output_index is None or arguments.count("{output}") != 1:
+        return None
+    return Cc1Template(executable=first[0], arguments=tuple(arguments))
 
 
 def _zig_executable() -> Path:
