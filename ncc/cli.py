@@ -6,6 +6,7 @@ Commands:
     ncc doctor                                  toolchain, LLVM and library versions in use
     ncc compile SRC... -o DIR                   C / C++ / OpenCL sources to LLVM IR (.ll), cached
     ncc graph INPUT... -o DIR --format FMT      sources or .ll/.bc files to program graphs
+    ncc profile SRC... -o DIR                   run C/C++ programs with edge counters; graphs with counts
     ncc embed CORPUS... -o DIR                  train inst2vec statement embeddings on a corpus
     ncc train TASK --model NAME [--config FILE] train a model on a task (loops, dataflow, devmap,
                                                 threadcoarsening, classifyapp)
@@ -122,6 +123,43 @@ def graph(inputs, output_dir, fmt, opt_level, flags, workers, clang) -> None:
     if len(result.written) <= 10:
         for _, output, summary in result.written:
             click.echo(f"{output}: {summary}")
+    _report(result.summary(), result.failures, succeeded=len(result.written))
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--output", "-o", "output_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for the annotated graphs.")
+@click.option("--format", "fmt", type=click.Choice(["json", "npz", "networkx", "pyg", "dot"]), default="json",
+              show_default=True, help="As for ncc graph; the counts go in metadata, tensors (pyg) or labels (dot).")
+@click.option("--time-limit", type=click.FloatRange(min=0.01), default=10.0, show_default=True,
+              help="Seconds each run may take.")
+@click.option("--memory-limit", type=click.IntRange(min=16), default=2048, show_default=True,
+              help="MiB of address space per run.")
+@click.option("--output-limit", type=click.IntRange(min=1), default=64, show_default=True,
+              help="MiB a run may write (per file, and in all).")
+@_opt_option
+@_flag_option
+@_workers_option
+@_clang_option
+def profile(sources, output_dir, fmt, time_limit, memory_limit, output_limit, opt_level, flags, workers,
+            clang) -> None:
+    """Run C/C++ programs with edge counters and write their graphs annotated with the counts.
+
+    Each program is compiled (or read as .ll/.bc), instrumented, linked with ncc's clang and run twice, plain
+    and instrumented, in a scratch folder under the limits. A program that does not build, crashes, times out,
+    exits with a non-zero status or prints other than its <stem>.reference_output is listed as a failure.
+    Graphs carry node_count, branch_taken, branch_not_taken and edge_count; outputs mirror the inputs' paths.
+    """
+    from ncc.execution.batch import profile_batch
+    from ncc.execution.sandbox import Limits
+
+    limits = Limits(time_s=time_limit, memory_bytes=memory_limit << 20, output_bytes=output_limit << 20)
+    result = profile_batch(sources, output_dir, fmt=fmt, workers=workers, opt_level=opt_level, flags=flags,
+                           clang=clang, limits=limits)
+    if len(result.written) <= 10:
+        for program in result.written:
+            click.echo(f"{program.output}: {program.summary}")
     _report(result.summary(), result.failures, succeeded=len(result.written))
 
 

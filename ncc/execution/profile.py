@@ -286,12 +286,13 @@ def link_language(module: IRModule) -> str:
 
 
 def opt_level_of(module: IRModule) -> str:
-    """The ``-O`` level in the module's clang flags (``0`` when none)."""
+    """The ``-O`` level in the module's clang flags; for IR without flags ``0`` when a function is ``optnone``
+    (clang's -O0), else ``2``."""
     for flag in reversed(module.flags):
         match = _OPT_FLAG.match(flag)
         if match:
             return match.group(1)
-    return "0"
+    return "0" if "optnone" in module.text else "2"
 
 
 def expected_output(stdout: bytes, exit_code: int | None) -> bytes:

@@ -57,7 +57,8 @@ class RunResult:
         signal: the number of the signal that ended it, or None.
         stdout, stderr: what it wrote (at most ``output_bytes`` each).
         wall_s: wall-clock seconds; cpu_s: user + system CPU seconds of the program (and children it waited for).
-        max_rss_bytes: its peak resident memory.
+        max_rss_bytes: its peak resident memory (the kernel counts the forked Python process before ``exec`` too,
+            so a small program shows the size of the process that started it).
         reason: one line for a run that did not end with ``exit(0)``.
     """
 
