@@ -1,12 +1,15 @@
-"""Training datasets of program graphs: a processed cache that re-runs for free, and batch samplers.
+"""Training datasets of program graphs: a processed cache on disk that re-runs for free, and batch samplers.
 
-:class:`ProgramGraphDataset` is a PyTorch Geometric ``InMemoryDataset`` of :func:`ncc.graph.to_pyg` records
-made from labelled :class:`~ncc.graph.ProgramGraph` s. Its processed file lives at
-``<root>/processed/<name>-<key>.pt``, where the key is the sha256 of the graph schema version
+:class:`ProgramGraphDataset` is a PyTorch Geometric ``Dataset`` of :func:`ncc.graph.to_pyg` records made
+from labelled :class:`~ncc.graph.ProgramGraph` s, written once as shards (:mod:`ncc.training.shards`)
+under ``<root>/processed/<name>-<key>/`` and read item by item, so training holds only the batches in
+flight however large the corpus. The key is the sha256 of the graph schema version
 (:data:`ncc.graph.SCHEMA_VERSION`), this module's storage format, the feature encoder's content (e.g. a
-fitted ``NodeVocabulary``) and the source data's own key. A second run with the same three finds the file
-and builds nothing; changing any of them processes again. The file is written through a temporary file
-and renamed into place, so a processing run that is killed leaves either no cache entry or a whole one.
+fitted ``NodeVocabulary``) and the source data's own key. A second run with the same three finds the
+folder and builds nothing; changing any of them processes again. The folder is written under a temporary
+name and renamed into place, so a processing run that is killed leaves either no cache entry or a whole
+one. A cache written by an earlier ncc as one ``.pt`` file (format 2) is converted into shards without
+building any graph.
 
 :class:`GraphBatchSampler` forms batches by count (``batch_size`` graphs) or by a node budget (as many
 graphs as fit in ``node_budget`` nodes, ProGraML's 10,000 by default in its configs), and shards them
@@ -21,22 +24,24 @@ import hashlib
 import json
 import logging
 import math
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
-from torch_geometric.data import InMemoryDataset
+from torch_geometric.data import Data, Dataset
 
 from ncc.errors import DatasetError
-from ncc.fileio import atomic_write
 from ncc.graph import SCHEMA_VERSION, ProgramGraph
+from ncc.training.shards import EXAMPLE, GRAPH, SHARD_BYTES, Field, ShardReader, ShardWriter, field_for
 
 logger = logging.getLogger(__name__)
 
 #: Bumped when the processed file's layout changes, so old files stop matching.
-DATASET_FORMAT = 2
+DATASET_FORMAT = 3
 
 __all__ = ["Example", "GraphSource", "ExampleSource", "ProgramGraphDataset", "GraphBatchSampler", "graph_digest",
            "feature_digest", "DATASET_FORMAT"]
@@ -141,53 +146,54 @@ class ExampleSource:
         return list(self._examples)
 
 
-class ProgramGraphDataset(InMemoryDataset):
-    """Labelled program graphs as model inputs, processed once and cached on disk.
+class ProgramGraphDataset(Dataset):
+    """Labelled program graphs as model inputs, processed once into shards on disk and read item by item.
 
     Each item is the compact ``Data`` of :func:`ncc.graph.to_pyg`: ``x`` (feature ids), ``edge_index``,
     ``edge_flow``, ``edge_position``, ``node_type``, ``y`` and, where the examples have them, ``aux``,
-    ``selector`` and ``mask``.
+    ``selector``, ``mask`` and the ``info`` numbers. Items are read from the shards of
+    :mod:`ncc.training.shards` when asked for, so the process holds only the index, whatever the corpus
+    size; consecutive examples of one graph object (a data-flow task's roots) store that graph once.
 
     Args:
-        root: the dataset folder; the processed file goes to ``root/processed``.
+        root: the dataset folder; the processed folder goes to ``root/processed``.
         source: where the examples come from (its ``key`` names them).
         encoder: the feature encoder, with ``transform(graph) -> int [N]`` (e.g. a fitted NodeVocabulary).
-        name: the file name's stem (e.g. the split).
+        name: the folder name's stem (e.g. the split).
         transform: a PyG transform applied on access.
         progress: show a progress bar while processing.
+        shard_bytes: the size of one shard file.
 
     Attributes:
         key: the cache key (hex sha256).
-        path: the processed file.
-        reprocessed: True when this instance built the processed file, False when it was found.
-        num_nodes_per_graph: ``int64 [len]``: the node count of each item (for node-budget batching).
+        path: the processed folder (``manifest.json``, ``index.npz``, ``shard-*.bin``).
+        reprocessed: True when this instance built (or converted) the processed folder, False when it was found.
+        manifest: the folder's manifest (counts of graphs, examples, nodes, edges, bytes).
     """
 
     def __init__(self, root: str | Path, source: GraphSource, encoder: Any, name: str = "data",
-                 transform: Callable | None = None, progress: bool = False):
+                 transform: Callable | None = None, progress: bool = False, shard_bytes: int = SHARD_BYTES):
         self.source = source
         self.encoder = encoder
         self.name = name
         self.key = _digest("ncc.ProgramGraphDataset", DATASET_FORMAT, SCHEMA_VERSION, feature_digest(encoder),
                            source.key)
         self._progress = progress
+        self._shard_bytes = shard_bytes
         super().__init__(str(root), transform=transform, log=False)
         self.path = Path(self.processed_dir) / self.processed_file_names[0]
         self.reprocessed = False
-        if not self.path.exists():
-            self._build()
+        if not (self.path / "manifest.json").is_file():
+            legacy = self._legacy_file()
+            if legacy is not None:
+                self._convert(legacy)
+            else:
+                self._build()
             self.reprocessed = True
         else:
             logger.info("%s: processed dataset found (%s)", self.name, self.path)
-        try:
-            self.load(str(self.path))
-        except Exception as error:  # a foreign or damaged file under our name
-            raise DatasetError(f"cannot read processed dataset: {error}", str(self.path)) from None
-        sizes = self.slices["x"] if self.slices is not None and "x" in self.slices else None
-        if sizes is None:  # one graph: InMemoryDataset keeps no slices
-            self.num_nodes_per_graph = np.asarray([int(self._data.num_nodes)], dtype=np.int64)
-        else:
-            self.num_nodes_per_graph = np.diff(sizes.numpy()).astype(np.int64)
+        self._reader = ShardReader(self.path)
+        self.manifest = self._reader.manifest
 
     @property
     def raw_file_names(self) -> list[str]:
@@ -195,38 +201,212 @@ class ProgramGraphDataset(InMemoryDataset):
 
     @property
     def processed_file_names(self) -> list[str]:
-        return [f"{self.name}-{self.key[:24]}.pt"]
+        return [f"{self.name}-{self.key[:24]}"]
 
-    def _build(self) -> None:
-        from tqdm import tqdm
+    def len(self) -> int:
+        return len(self._reader)
 
-        from ncc.graph import to_pyg
+    def get(self, idx: int) -> Data:
+        data = Data()
+        for key, value in self._reader.item(idx).items():  # in the order the examples had them
+            data[key] = value if key == "num_nodes" else torch.from_numpy(value)
+        return data
 
-        logger.info("%s: processing into %s", self.name, self.processed_dir)
-        records = []
-        examples = self.source.examples()
-        for example in tqdm(examples, desc=f"processing {self.name}", unit="graph", disable=not self._progress,
-                            leave=False):
-            record = to_pyg(example.graph, self.encoder, y=example.y, aux=example.aux, selector=example.selector,
-                            mask=example.mask, compact=True)
-            for key, value in (example.info or {}).items():
-                record[key] = torch.tensor([value])
-            records.append(record)
-        if not records:
-            raise DatasetError(f"no examples in split {self.name!r}", str(self.root))
-        data, slices = self.collate(records)
-        payload = (data.to_dict(), slices, data.__class__)
-        atomic_write(self.path, lambda stream: torch.save(payload, stream), "wb")
-        manifest = {"format": DATASET_FORMAT, "schema_version": SCHEMA_VERSION, "key": self.key,
-                    "features": feature_digest(self.encoder), "source": self.source.key, "graphs": len(records),
-                    "nodes": int(data.num_nodes)}
-        atomic_write(self.path.with_suffix(".json"), json.dumps(manifest, indent=1))
-        logger.info("%s: %d graphs processed", self.name, len(records))
+    @property
+    def num_nodes_per_graph(self) -> np.ndarray:
+        """``int64 [len]``: the node count of each item (for node-budget batching)."""
+        sizes = self._reader.sizes
+        return sizes if self._indices is None else sizes[np.asarray(self.indices(), dtype=np.int64)]
+
+    def column(self, name: str) -> torch.Tensor:
+        """Field ``name`` of every item concatenated as PyG collates it (without incrementing node ids).
+
+        A fixed-size field (a graph label, ``aux``, ``steps``) comes from the index; others are read item by item.
+
+        Raises:
+            KeyError: the items have no such field.
+        """
+        field = next((f for f in self._reader.fields if f.name == name), None)
+        if field is None:
+            raise KeyError(f"the items of {self.name!r} have no field {name!r}")
+        indices = None if self._indices is None else np.asarray(self.indices(), dtype=np.int64)
+        if field.length == "fixed":
+            values = self._reader.fixed[name] if indices is None else self._reader.fixed[name][indices]
+            return torch.from_numpy(np.ascontiguousarray(values).reshape(-1, *field.shape[1:]))
+        axis = 1 if name == "edge_index" else 0
+        parts = [item[name] for item in self._reader.items(indices)]
+        if not parts:
+            return torch.from_numpy(np.zeros(field.item_shape(0, 0), dtype=field.dtype))
+        return torch.from_numpy(np.concatenate(parts, axis=axis))
 
     @property
     def labels(self) -> torch.Tensor:
         """The ``y`` of every item, as stored (one per graph, or concatenated per node)."""
-        return self._data.y
+        return self.column("y")
+
+    @property
+    def _data(self) -> "_Columns":
+        """Columns by attribute (``dataset._data.x``), for code written against the former ``InMemoryDataset``."""
+        return _Columns(self)
+
+    def _temporary(self) -> Path:
+        return Path(self.processed_dir) / f".{self.path.name}.{os.getpid()}.tmp"
+
+    def _commit(self, folder: Path) -> None:
+        """Rename a finished folder into place (a folder another process finished first wins)."""
+        try:
+            os.replace(folder, self.path)
+        except OSError:
+            if not (self.path / "manifest.json").is_file():
+                raise
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _write(self, items: Iterable[tuple[dict, int, bool, set, str]], total: int | None, what: str) -> None:
+        """Write ``(arrays, num_nodes, new graph, per-node example fields, name)`` items as a shard folder."""
+        from tqdm import tqdm
+
+        processed = Path(self.processed_dir)
+        processed.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(processed, self.path.name)
+        folder = self._temporary()
+        shutil.rmtree(folder, ignore_errors=True)
+        writer = None
+        try:
+            for arrays, nodes, new_graph, per_node, name in tqdm(items, desc=f"{what} {self.name}", unit="graph",
+                                                                  total=total, disable=not self._progress,
+                                                                  leave=False):
+                if writer is None:
+                    writer = ShardWriter(folder, _fields(arrays, nodes, per_node), list(arrays),
+                                         self._shard_bytes)
+                writer.add(arrays, nodes, new_graph, name)
+            if writer is None:
+                raise DatasetError(f"no examples in split {self.name!r}", str(self.root))
+            manifest = writer.close({"key": self.key, "schema_version": SCHEMA_VERSION,
+                                     "dataset_format": DATASET_FORMAT, "features": feature_digest(self.encoder),
+                                     "source": self.source.key})
+            self._commit(folder)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        logger.info("%s: %d examples of %d graphs processed (%.1f MB)", self.name, manifest["examples"],
+                    manifest["graphs"], manifest["bytes"] / 1e6)
+
+    def _build(self) -> None:
+        logger.info("%s: processing into %s", self.name, self.path)
+        self._write(self._records(), len(self.source) if hasattr(self.source, "__len__") else None, "processing")
+
+    def _records(self) -> Iterator[tuple[dict, int, bool, set, str]]:
+        from ncc.graph import to_pyg
+
+        last_graph, ids = None, None
+        for example in self.source.examples():
+            new_graph = example.graph is not last_graph
+            if new_graph:
+                last_graph, ids = example.graph, _Ids(np.asarray(self.encoder.transform(example.graph)))
+            record = to_pyg(example.graph, ids, y=example.y, aux=example.aux, selector=example.selector,
+                            mask=example.mask, compact=True)
+            for key, value in (example.info or {}).items():
+                record[key] = torch.tensor([value])
+            arrays = {key: value.numpy() if isinstance(value, torch.Tensor) else value for key, value in record.items()}
+            per_node = {name for name, value in (("y", example.y), ("selector", example.selector),
+                                                 ("mask", example.mask))
+                        if value is not None and np.ndim(value) > 0}
+            yield arrays, int(record.num_nodes), new_graph, per_node, example.name
+
+    def _legacy_file(self) -> Path | None:
+        """The same data in the single-file format of ncc before shards (format 2), if a cache holds it."""
+        key = _digest("ncc.ProgramGraphDataset", 2, SCHEMA_VERSION, feature_digest(self.encoder), self.source.key)
+        path = Path(self.processed_dir) / f"{self.name}-{key[:24]}.pt"
+        return path if path.is_file() else None
+
+    def _convert(self, legacy: Path) -> None:
+        """Shards from a format-2 file, without building any graph (consecutive equal graphs stored once)."""
+        from torch_geometric.data.separate import separate
+
+        logger.info("%s: converting %s into shards", self.name, legacy.name)
+        try:
+            data_dict, slices, cls = torch.load(legacy, weights_only=False)
+            data = cls.from_dict(data_dict)
+        except Exception as error:
+            raise DatasetError(f"cannot read processed dataset: {error}", str(legacy)) from None
+        node_slices = slices["x"] if "x" in slices else slices["node_type"]
+        count = len(node_slices) - 1
+        order = list(data_dict)
+        per_node = {name for name in ("y", "selector", "mask")
+                    if name in slices and torch.equal(slices[name], node_slices)}
+
+        def items() -> Iterator[tuple[dict, int, bool, set, str]]:
+            last = None
+            for index in range(count):
+                item = separate(cls=cls, batch=data, idx=index, slice_dict=slices, decrement=False)
+                found = dict(item.items())
+                arrays = {key: found[key].numpy() if isinstance(found[key], torch.Tensor) else found[key]
+                          for key in order if key in found}  # the examples' own key order
+                graph = [arrays[key] for key in arrays if key in GRAPH_FIELDS]
+                new_graph = last is None or len(graph) != len(last) or not all(
+                    a.shape == b.shape and np.array_equal(a, b) for a, b in zip(graph, last))
+                last = graph
+                yield arrays, int(item.num_nodes), new_graph, per_node, f"{legacy.name}[{index}]"
+
+        self._write(items(), count, "converting")
+        del data
+
+
+class _Columns:
+    """``dataset._data.<field>``: :meth:`ProgramGraphDataset.column` by attribute."""
+
+    def __init__(self, dataset: ProgramGraphDataset):
+        self._dataset = dataset
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        try:
+            return self._dataset.column(name)
+        except KeyError as error:
+            raise AttributeError(str(error)) from None
+
+
+class _Ids:
+    """A feature encoder that gives ids already computed (one graph's, for each of its examples)."""
+
+    def __init__(self, ids: np.ndarray):
+        self.ids = ids
+
+    def transform(self, graph: ProgramGraph) -> np.ndarray:
+        return self.ids
+
+
+#: The fields of an item that belong to its program graph (shared by the graph's examples).
+GRAPH_FIELDS = ("x", "edge_index", "edge_flow", "edge_position", "node_type")
+
+
+def _fields(arrays: Mapping[str, Any], nodes: int, per_node: set) -> list[Field]:
+    """The shard fields of the first item: graph fields by node or edge, example fields per node or fixed."""
+    edges = int(arrays["edge_index"].shape[1]) if "edge_index" in arrays else 0
+    fields = []
+    for name, value in arrays.items():
+        if name == "num_nodes":
+            continue
+        array = np.asarray(value)
+        if name in GRAPH_FIELDS:
+            length = "edges" if name.startswith("edge_") else "nodes"
+            fields.append(field_for(name, array, GRAPH, length, nodes, edges))
+        else:
+            fields.append(field_for(name, array, EXAMPLE, "nodes" if name in per_node else "fixed", nodes, edges))
+    return fields
+
+
+def _remove_stale_temporaries(folder: Path, stem: str) -> None:
+    """Remove the temporary folders of ``stem`` left by processes that are gone (killed while processing)."""
+    for path in folder.glob(f".{stem}.*.tmp"):
+        try:
+            pid = int(path.name.rsplit(".", 2)[1])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (ValueError, PermissionError, IndexError):
+            continue
 
 
 class GraphBatchSampler(torch.utils.data.Sampler):
