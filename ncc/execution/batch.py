@@ -5,7 +5,8 @@ Sources go through the frontend's IR cache; each program's counts (or its failur
 was stopped goes on where it was, and a second run writes its graphs without running anything. A timeout is not
 remembered (a loaded machine says nothing about the program). A program is checked against
 ``<source stem>.reference_output`` beside it when there is one (llvm-test-suite's convention: stdout, then
-``exit N``), else it must exit with status 0.
+``exit N``), else it must exit with status 0; its arguments are the ``set(RUN_OPTIONS ...)`` of a
+``CMakeLists.txt`` beside it, as the suite runs it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -157,6 +160,7 @@ class _Job:
     clang: str | None
     reference_path: str | None
     cache_dir: str
+    arguments: tuple[str, ...] = ()
 
 
 def _profile_one(job: _Job) -> tuple[str, str, str, str, str, bool, tuple[float, float, int, bool]]:
@@ -171,7 +175,7 @@ def _profile_one(job: _Job) -> tuple[str, str, str, str, str, bool, tuple[float,
         reference = Path(job.reference_path).read_bytes() if job.reference_path else None
         toolchain = find_toolchain(job.clang)
         level = opt_level_of(module)
-        key = _cache_key(module, level, job.limits, toolchain, reference, ())
+        key = _cache_key(module, level, job.limits, toolchain, reference, job.arguments)
         stored = Path(job.cache_dir) / key[:2] / f"{key}.npz"
         failed = Path(job.cache_dir) / key[:2] / f"{key}.fail.json"
         from_cache = True
@@ -183,7 +187,8 @@ def _profile_one(job: _Job) -> tuple[str, str, str, str, str, bool, tuple[float,
         else:
             from_cache = False
             try:
-                result = profile_module(module, limits=job.limits, reference=reference, clang=toolchain)
+                result = profile_module(module, limits=job.limits, reference=reference, arguments=job.arguments,
+                                        clang=toolchain)
             except ExecutionError as error:
                 if "timed out" not in error.message and "CPU time" not in error.message:
                     atomic_write(failed, json.dumps({"reason": error.message, "stage": error.stage}))
@@ -269,7 +274,7 @@ def profile_batch(inputs: Iterable[str | os.PathLike | InputFile], output_dir: s
             result.stages[failure.path] = "compile"
     cache = str(Path(cache_dir) if cache_dir is not None else cache_home() / "profiles")
     jobs = [_Job(str(item.path), ir_for[item.path][0], ir_for[item.path][1], str(outputs[item.path]), fmt,
-                 str(output_dir), limits, clang, _reference_path(item.path), cache)
+                 str(output_dir), limits, clang, _reference_path(item.path), cache, run_options(item.path))
             for item in files if item.path in ir_for]
     if jobs:
         find_toolchain(clang)  # a missing clang is one error, not one per program
@@ -297,6 +302,20 @@ def profile_batch(inputs: Iterable[str | os.PathLike | InputFile], output_dir: s
 def _reference_path(path: Path) -> str | None:
     candidate = path.with_name(path.name.rsplit(".", 1)[0] + ".reference_output")
     return str(candidate) if candidate.is_file() else None
+
+
+_RUN_OPTIONS = re.compile(r"^\s*set\(\s*RUN_OPTIONS\s+([^)]*)\)", re.MULTILINE)
+
+
+def run_options(path: Path) -> tuple[str, ...]:
+    """The command-line arguments llvm-test-suite runs a program with: ``set(RUN_OPTIONS ...)`` in the
+    ``CMakeLists.txt`` of its folder (none when there is no such line)."""
+    try:
+        text = (Path(path).parent / "CMakeLists.txt").read_text(errors="replace")
+    except OSError:
+        return ()
+    match = _RUN_OPTIONS.search(text)
+    return tuple(shlex.split(match.group(1))) if match else ()
 
 
 def _run(jobs: list[_Job], workers: int):
