@@ -39,6 +39,10 @@ _clang_option = click.option("--clang", envvar="NCC_CLANG", default=None,
                              help="clang to use instead of ziglang's (also $NCC_CLANG).")
 _workers_option = click.option("--workers", "-j", type=click.IntRange(min=1), default=1, show_default=True,
                                help="Processes to run in parallel.")
+_executor_option = click.option("--executor", default="local", show_default=True, envvar="NCC_EXECUTOR",
+                                help="Where the batch runs: local (a process pool of --workers), dask (a local "
+                                     "Dask cluster of --workers processes, or $DASK_SCHEDULER_ADDRESS), or a Dask "
+                                     "scheduler address (tcp://host:8786). Also $NCC_EXECUTOR.")
 _opt_option = click.option("-O", "opt_level", type=click.Choice(["0", "1", "2", "3", "s", "z"]), default="0",
                            show_default=True, help="Optimisation level for sources.")
 _flag_option = click.option("--flag", "-X", "flags", multiple=True, help="Extra clang flag (repeatable).")
@@ -74,8 +78,9 @@ def doctor(clang: str | None) -> None:
 @_opt_option
 @_flag_option
 @_workers_option
+@_executor_option
 @_clang_option
-def compile_command(sources, output_dir, language, opt_level, flags, workers, clang) -> None:
+def compile_command(sources, output_dir, language, opt_level, flags, workers, executor, clang) -> None:
     """Compile C, C++ and OpenCL sources to LLVM IR.
 
     Each .ll file mirrors its source's path relative to the current folder: src/x/a.O2.c gives
@@ -93,7 +98,7 @@ def compile_command(sources, output_dir, language, opt_level, flags, workers, cl
     if not found.files:
         _report(f"0/{len(problems)} compiled, {len(problems)} failed", problems, succeeded=0)
     result = compile_batch(found.files, language=language, opt_level=opt_level, flags=flags, workers=workers,
-                           clang=clang, output_dir=output_dir)
+                           clang=clang, output_dir=output_dir, executor=executor)
     result.failures[:0] = problems
     _report(result.summary(), result.failures, succeeded=len(result.entries))
 
@@ -108,8 +113,9 @@ def compile_command(sources, output_dir, language, opt_level, flags, workers, cl
 @_opt_option
 @_flag_option
 @_workers_option
+@_executor_option
 @_clang_option
-def graph(inputs, output_dir, fmt, opt_level, flags, workers, clang) -> None:
+def graph(inputs, output_dir, fmt, opt_level, flags, workers, executor, clang) -> None:
     """Build program graphs from sources or LLVM IR files.
 
     Each graph mirrors its input's path relative to the current folder, the last extension replaced:
@@ -119,7 +125,7 @@ def graph(inputs, output_dir, fmt, opt_level, flags, workers, clang) -> None:
     from ncc.graph.batch import build_batch
 
     result = build_batch(inputs, output_dir, fmt=fmt, workers=workers, opt_level=opt_level, flags=flags,
-                         clang=clang)
+                         clang=clang, executor=executor)
     if len(result.written) <= 10:
         for _, output, summary in result.written:
             click.echo(f"{output}: {summary}")

@@ -33,6 +33,7 @@ from ncc.frontend.ir import IRModule
 from ncc.frontend.load import IR_EXTENSIONS
 from ncc.frontend.toolchain import INCLUDE_DIR, Toolchain, cc1_template, find_toolchain
 from ncc.paths import cache_home
+from ncc.processes import ExecutorSpec, parse_executor
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ def compile_batch(sources: Iterable[str | os.PathLike | InputFile], language: st
                   per_source_flags: PerSourceFlags | None = None, source_transform: SourceTransform | None = None,
                   dialect: str | None = None, clang: str | os.PathLike | Toolchain | None = None,
                   output_dir: str | os.PathLike | None = None, retry_failures: bool = False,
-                  timeout_s: float = DEFAULT_TIMEOUT_S) -> BatchResult:
+                  timeout_s: float = DEFAULT_TIMEOUT_S, executor: str | ExecutorSpec | None = None) -> BatchResult:
     """Compile many source files in parallel, through the IR cache.
 
     One bad file never stops the batch: it is listed in ``failures`` with the reason and clang's
@@ -301,7 +302,8 @@ def compile_batch(sources: Iterable[str | os.PathLike | InputFile], language: st
         language: force a language; by default each file's extension decides.
         opt_level: 0-3 (or ``s``/``z``).
         flags: clang flags for every source.
-        workers: processes to compile in (default: the CPU count); 1 compiles in this process.
+        workers: processes to compile in (default: the CPU count); 1 compiles in this process. For a
+            local Dask cluster, its worker processes; a Dask cluster at an address uses all its workers.
         cache_dir: where the IR cache lives (default ``ncc.paths.cache_home() / "ir"``).
         progress: show a tqdm progress bar.
         per_source_flags: extra flags per source, a callable ``path -> flags`` or a dict keyed by the
@@ -314,13 +316,19 @@ def compile_batch(sources: Iterable[str | os.PathLike | InputFile], language: st
             source whose output another source claims is a failure.
         retry_failures: recompile sources whose failure the cache remembers.
         timeout_s: seconds one compile may take.
+        executor: where the compiles run: ``local`` (default), ``dask`` or a Dask scheduler address (see
+            :func:`ncc.processes.parse_executor`); the cache, failures and results are the same. On a
+            cluster at an address, ``cache_dir`` must be on a filesystem every worker shares.
 
     Returns:
         BatchResult with entries (cached IR paths and provenance), failures and counters.
     """
     started = time.perf_counter()
+    executor = parse_executor(executor)  # a bad executor is refused before anything is read
     toolchain = find_toolchain(clang)
     cache_root = Path(cache_dir) if cache_dir is not None else cache_home() / "ir"
+    if executor.kind != "local":
+        cache_root = cache_root.resolve()  # workers elsewhere run in folders of their own
     items = [source if isinstance(source, InputFile) else InputFile.named(source) for source in sources]
     paths = [item.path for item in items]
     destination = Path(output_dir) if output_dir is not None else None
@@ -376,7 +384,7 @@ def compile_batch(sources: Iterable[str | os.PathLike | InputFile], language: st
     if jobs:
         logger.info("compiling %d of %d sources (%d cached) with %s", len(jobs), len(paths),
                     result.cache_hits, toolchain.version)
-    for index, succeeded, reason, diagnostics, seconds in _execute(jobs, workers, progress):
+    for index, succeeded, reason, diagnostics, seconds in _execute(jobs, workers, progress, executor, cache_root):
         result.compiled += 1
         result.compile_seconds.append(seconds)
         if not succeeded:
@@ -432,32 +440,21 @@ def _valid_cache_entry(ir_path: Path) -> bool:
         return False
 
 
-def _execute(jobs: list[_Job], workers: int | None, progress: bool) -> Iterator[tuple[int, bool, str, str, float]]:
-    """Run the jobs, in this process or a process pool, yielding each outcome as it finishes."""
+def _execute(jobs: list[_Job], workers: int | None, progress: bool, executor: str | ExecutorSpec | None,
+             cache_root: Path) -> Iterator[tuple[int, bool, str, str, float]]:
+    """Run the jobs on the executor, yielding each outcome as it finishes."""
     if not jobs:
         return
     from tqdm import tqdm
 
-    workers = max(1, workers or os.cpu_count() or 1)
-    if workers == 1 or len(jobs) == 1:
-        with tqdm(total=len(jobs), desc="compile", unit="file", disable=not progress) as bar:
-            for job in jobs:
-                index, succeeded, reason, diagnostics, seconds, _ = _run_job(job)
-                bar.update(1)
-                yield index, succeeded, reason, diagnostics, seconds
-        return
-    import concurrent.futures
+    from ncc.processes import JobFailed, run_jobs
 
-    from ncc.processes import process_pool
-
-    with process_pool(min(workers, len(jobs))) as pool, \
-            tqdm(total=len(jobs), desc="compile", unit="file", disable=not progress) as bar:
-        futures = {pool.submit(_run_job, job): job for job in jobs}
-        for future in concurrent.futures.as_completed(futures):
-            job = futures[future]
-            try:
-                index, succeeded, reason, diagnostics, seconds, _ = future.result()
-            except Exception as error:  # a worker that died takes only its own job with it
-                index, succeeded, reason, diagnostics, seconds = job.index, False, f"worker failed: {error}", "", 0.0
+    outcomes = run_jobs(_run_job, jobs, workers=workers, executor=executor, shared_paths=[cache_root])
+    with tqdm(total=len(jobs), desc="compile", unit="file", disable=not progress) as bar:
+        for position, outcome in outcomes:
+            if isinstance(outcome, JobFailed):
+                index, succeeded, reason, diagnostics, seconds = jobs[position].index, False, outcome.reason, "", 0.0
+            else:
+                index, succeeded, reason, diagnostics, seconds, _ = outcome
             bar.update(1)
             yield index, succeeded, reason, diagnostics, seconds

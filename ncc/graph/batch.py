@@ -101,7 +101,7 @@ def _import_torch(progress: bool) -> None:
 
 def build_batch(inputs: Iterable[str | os.PathLike | InputFile], output_dir: str | os.PathLike, fmt: str = "json",
                 workers: int = 1, opt_level: int | str = 0, flags: Sequence[str] = (),
-                clang: str | None = None, progress: bool = True) -> GraphBatchResult:
+                clang: str | None = None, progress: bool = True, executor: str | None = None) -> GraphBatchResult:
     """Build the program graph of every source or IR file and write it to ``output_dir``.
 
     Sources are compiled through the frontend's batch compiler (cached); ``.ll``/``.bc`` files are
@@ -115,6 +115,9 @@ def build_batch(inputs: Iterable[str | os.PathLike | InputFile], output_dir: str
         workers: processes to use.
         opt_level, flags, clang: how to compile sources (see :func:`ncc.frontend.compile`).
         progress: show progress bars.
+        executor: where compiles and graphs run: ``local`` (default), ``dask`` or a Dask scheduler address
+            (see :func:`ncc.processes.parse_executor`); on a cluster at an address, the cache and
+            ``output_dir`` must be on a filesystem every worker shares.
 
     Raises:
         OutputError: the output folder takes no more files (read-only, full, gone); the batch stops there.
@@ -138,7 +141,7 @@ def build_batch(inputs: Iterable[str | os.PathLike | InputFile], output_dir: str
         from ncc.frontend.batch import compile_batch
 
         compiled = compile_batch(sources, opt_level=opt_level, flags=flags, workers=workers, clang=clang,
-                                 progress=progress)
+                                 progress=progress, executor=executor)
         for entry in compiled.entries:
             ir_for[Path(entry.path)] = str(entry.ir_path)
         result.failures.extend(compiled.failures)
@@ -150,7 +153,7 @@ def build_batch(inputs: Iterable[str | os.PathLike | InputFile], output_dir: str
         from tqdm import tqdm
     bar = tqdm(total=len(jobs), desc="graphs", unit="file") if progress and len(jobs) > 1 else None
     try:
-        for source, output, summary, error, fatal in _run(jobs, workers):
+        for source, output, summary, error, fatal in _run(jobs, workers, executor, output_dir):
             if bar is not None:
                 bar.update(1)
             if fatal:
@@ -165,15 +168,33 @@ def build_batch(inputs: Iterable[str | os.PathLike | InputFile], output_dir: str
     return result
 
 
-def _run(jobs: list[tuple[str, str, str, str, str]], workers: int):
-    """The outcome of every job, in order, from this process or a pool that is shut down when the caller stops."""
-    if workers <= 1 or len(jobs) <= 1:
+def _run(jobs: list[tuple[str, str, str, str, str]], workers: int, executor: str | None = None,
+         output_dir: str | os.PathLike | None = None):
+    """The outcome of every job, in order, from this process, a process pool or a Dask cluster; what has not
+    run is cancelled when the caller stops."""
+    from ncc.processes import JobFailed, parse_executor, run_jobs
+
+    spec = parse_executor(executor)
+    if spec.kind == "local" and (workers <= 1 or len(jobs) <= 1):
         yield from map(_build_one, jobs)
         return
-    from ncc.processes import process_pool
-
-    pool = process_pool(min(workers, len(jobs)))
+    shared = [output_dir] if output_dir is not None else []
+    sent = jobs
+    if spec.kind == "dask":  # workers elsewhere run in folders of their own: every path absolute
+        sent = [(source, str(Path(ir).resolve()), str(Path(output).resolve()), fmt, str(Path(folder).resolve()))
+                for source, ir, output, fmt, folder in jobs]
+    outcomes = run_jobs(_build_one, sent, workers=workers, executor=spec, shared_paths=shared)
+    waiting: dict[int, tuple] = {}
+    following = 0
     try:
-        yield from pool.map(_build_one, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
+        for position, outcome in outcomes:
+            if isinstance(outcome, JobFailed):
+                outcome = (jobs[position][0], jobs[position][2], "", outcome.reason, False)
+            elif sent is not jobs:  # the output as the caller named it
+                outcome = (outcome[0], jobs[position][2], *outcome[2:])
+            waiting[position] = outcome
+            while following in waiting:  # in input order, as the local pool's map gave them
+                yield waiting.pop(following)
+                following += 1
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        outcomes.close()
