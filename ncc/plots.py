@@ -25,7 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ncc.tasks.threadcoarsening import CoarseningTable
 
 __all__ = ["devmap_speedup_by_suite", "devmap_confusion", "coarsening_speedup_by_kernel", "coarsening_confusion",
-           "learning_curves", "most_confused", "classifyapp_confusion", "embedding_map", "best_model"]
+           "learning_curves", "most_confused", "classifyapp_confusion", "embedding_map", "best_model",
+           "dataflow_f1_by_steps", "dataflow_graph"]
 
 #: Rows that are references rather than models (never the "best model").
 REFERENCE_ROWS = ("static", "oracle", "one")
@@ -289,3 +290,92 @@ def best_model(rows: Sequence[Mapping[str, Any]], column: str, **match: Any) -> 
     if not candidates:
         raise ValueError(f"no row with a number in {column!r} matches {match}")
     return str(max(candidates, key=lambda row: row[column])["model"])
+
+
+def dataflow_f1_by_steps(curves: Mapping[str, Sequence[Mapping[str, Any]]], trained_up_to: int | None = None,
+                         title: str = "", path: str | os.PathLike | None = None) -> "Figure":
+    """F1 against the steps each example's analysis needs, one line per model.
+
+    Args:
+        curves: model name -> rows of :func:`ncc.tasks.dataflow.f1_by_steps` (``steps``, ``examples``, ``f1``).
+        trained_up_to: the training examples' longest (a dashed line: to its right lies the ``long`` split).
+    """
+    figure = _figure(8, 4)
+    axes = figure.subplots()
+    for index, (name, rows) in enumerate(curves.items()):
+        axes.plot([r["steps"] for r in rows], [r["f1"] for r in rows], marker="o", markersize=3, color=f"C{index}",
+                  label=name)
+    if trained_up_to is not None:
+        axes.axvline(trained_up_to + 0.5, color="grey", linestyle="--", label="longest training example")
+    axes.set(xlabel="steps the analysis needs", ylabel="F1", ylim=(-0.02, 1.02), title=title)
+    axes.legend(fontsize="small")
+    axes.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def dataflow_graph(graph: Any, root: int, labels: np.ndarray, predicted: np.ndarray, title: str = "",
+                   path: str | os.PathLike | None = None) -> "Figure":
+    """A program graph with a data-flow query: its root (star), the nodes labelled 1 (filled) and 0 (open),
+    the model's mistakes (red), and the nodes the analysis does not score (small, grey).
+
+    Instructions are laid out in rows by their control-flow distance from the root's function entry
+    (unreachable ones last), variables and constants beside the instructions they meet. Control edges are
+    solid, data edges dotted, call edges dashed.
+
+    Args:
+        graph: a :class:`~ncc.graph.ProgramGraph`.
+        labels, predicted: per node, 0 or 1 (``predicted`` -1 where not scored).
+    """
+    import networkx as nx
+
+    edges = [tuple(edge) for edge in graph.edge_index.T.tolist()]
+    control = nx.DiGraph([e for e, flow in zip(edges, graph.edge_flow) if flow == 0])
+    control.add_nodes_from(range(graph.num_nodes))
+    instructions = np.flatnonzero(graph.node_type == 0)
+    functions = graph.node_function[instructions]
+    entries = [int(instructions[functions == f][0]) for f in np.unique(functions)]
+    depth = {node: float(d) for node, d in nx.multi_source_dijkstra_path_length(control, entries).items()}
+    last = max(depth.values(), default=0.0) + 1
+    position: dict[int, tuple[float, float]] = {}
+    for row, nodes in _rows({int(n): depth.get(int(n), last) for n in instructions}).items():
+        for column, node in enumerate(nodes):
+            position[node] = (column - (len(nodes) - 1) / 2, -row)
+    neighbours = nx.Graph(edges)
+    for node in np.flatnonzero(graph.node_type != 0).tolist():
+        placed = [position[n] for n in neighbours.neighbors(node) if n in position] if node in neighbours else []
+        x, y = np.mean(placed, axis=0) if placed else (0.0, -last - 1)
+        position[node] = (x + 0.8 + 0.1 * (node % 5), y - 0.35)
+    figure = _figure(9, max(4.0, 0.55 * (last + 2)))
+    axes = figure.subplots()
+    for flow, style in ((0, "-"), (1, ":"), (2, "--")):
+        for source, target in [e for e, f in zip(edges, graph.edge_flow) if f == flow]:
+            (x0, y0), (x1, y1) = position[source], position[target]
+            axes.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "-|>", "linestyle": style,
+                                                              "color": "0.6", "lw": 0.7, "shrinkA": 5, "shrinkB": 5})
+    scored = predicted >= 0
+    for node in range(graph.num_nodes):
+        x, y = position[node]
+        wrong = scored[node] and predicted[node] != labels[node]
+        edge = "red" if wrong else "black"
+        if not scored[node]:
+            axes.scatter(x, y, s=20, color="0.8", zorder=2)
+            continue
+        axes.scatter(x, y, s=260 if node == root else 90, marker="*" if node == root else "o", zorder=3,
+                     facecolor=("C0" if labels[node] else "white"), edgecolor=edge, linewidth=2 if wrong else 1)
+        axes.annotate(str(graph.node_text[node])[:10], (x, y), xytext=(6, 4), textcoords="offset points",
+                      fontsize=6, color="red" if wrong else "0.2")
+    axes.set_axis_off()
+    mistakes = int((scored & (predicted != labels)).sum())
+    axes.set_title(title or f"root {root}: {int(labels[scored].sum())} of {int(scored.sum())} scored nodes "
+                   f"labelled 1, {mistakes} mistakes")
+    return _save(figure, path)
+
+
+def _rows(depth: Mapping[int, float]) -> dict[int, list[int]]:
+    """Nodes grouped by depth (rows numbered from 0), each row in node order."""
+    levels = sorted(set(depth.values()))
+    rows: dict[int, list[int]] = {i: [] for i in range(len(levels))}
+    index = {level: i for i, level in enumerate(levels)}
+    for node in sorted(depth):
+        rows[index[depth[node]]].append(node)
+    return rows

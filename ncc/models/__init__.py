@@ -21,9 +21,10 @@ from ncc.models.common import from_config
 from ncc.models.gine import RelationalGINE
 from ncc.models.ggnn import GGNN
 from ncc.models.lstm import Inst2vecLSTM
+from ncc.models.nodes import NodeMLP
 
 #: Model name (as ``ncc train --model`` takes it) -> class.
-MODELS: dict[str, type] = {"ggnn": GGNN, "lstm": Inst2vecLSTM, "rgine": RelationalGINE}
+MODELS: dict[str, type] = {"ggnn": GGNN, "lstm": Inst2vecLSTM, "mlp": NodeMLP, "rgine": RelationalGINE}
 
 
 def build_model(name: str, **kwargs: Any):
@@ -37,4 +38,4 @@ def build_model(name: str, **kwargs: Any):
     return from_config(MODELS[name], kwargs)
 
 
-__all__ = ["MODELS", "build_model", "GGNN", "Inst2vecLSTM", "RelationalGINE"]
+__all__ = ["MODELS", "build_model", "GGNN", "Inst2vecLSTM", "NodeMLP", "RelationalGINE"]

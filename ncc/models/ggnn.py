@@ -120,6 +120,12 @@ class GGNN(nn.Module):
         dropout: dropout on node states after every update (ProGraML's graph-state dropout).
         output_dropout: dropout before the readout (and inside the auxiliary head).
         selector: append ProGraML's selector embedding (the batch must carry ``selector`` long ``[N]``).
+        step_slack: in training, the last layer group runs up to this many steps more than its own, as many
+            as a per-batch draw says (0: never): states must hold their answer past the steps it took.
+        max_eval_steps: in evaluation, the last layer group goes on stepping until no node's prediction has
+            changed for ``stable_for`` steps, or this many steps in all (0: the trained steps only). With
+            ``step_slack`` this runs as far as a test graph needs, past the training graphs' longest paths.
+        stable_for: the steps without a changed prediction that end evaluation early.
 
     Shapes:
         input: a ``Batch`` with ``x`` long ``[N]``, ``edge_index`` long ``[2, E]``, ``edge_flow`` long
@@ -132,7 +138,7 @@ class GGNN(nn.Module):
                  steps: int | str | Sequence[int] = (2, 2, 2, 2), readout: str = "graph", aux_dim: int = 0,
                  aux_hidden: int = 32, aggregation: str = "mean", pooling: str = "sum", position_gating: bool = True,
                  max_position: int = 512, dropout: float = 0.2, output_dropout: float = 0.0,
-                 selector: bool = False):
+                 selector: bool = False, step_slack: int = 0, max_eval_steps: int = 0, stable_for: int = 3):
         super().__init__()
         self.num_classes = check_int("num_classes", num_classes)
         self.readout = check_choice("readout", readout, READOUTS)
@@ -144,6 +150,11 @@ class GGNN(nn.Module):
         self.steps = parse_steps(steps)
         self.position_gating = bool(position_gating)
         self.max_position = check_int("max_position", max_position)
+        self.step_slack = check_int("step_slack", step_slack, minimum=0)
+        self.max_eval_steps = check_int("max_eval_steps", max_eval_steps, minimum=0)
+        self.stable_for = check_int("stable_for", stable_for)
+        #: Steps the last forward pass ran (all groups, slack and evaluation steps included).
+        self.steps_run = 0
         dropout = check_probability("dropout", dropout)
         output_dropout = check_probability("output_dropout", output_dropout)
         self.embedding = NodeEmbedding(vocab_size, embedding_dim, pretrained_embeddings, freeze_embeddings,
@@ -186,19 +197,38 @@ class GGNN(nn.Module):
             used, position = torch.unique(position, return_inverse=True)
             encodings = self.position_table[used]
         h = h0
+        self.steps_run = 0
         for group, repeats in enumerate(self.steps):
             gate = None
             if self.position_gating and position.numel():
                 gate = (2 * torch.sigmoid(self.gates[group](encodings))).index_select(0, position)
-            for _ in range(repeats):
+
+            def step(h: Tensor) -> Tensor:
                 incoming = self.convs[group](self.messages[group](h), edge_index, edge_type, gate)
-                h = self.state_dropout(self.updates[group](incoming.to(h.dtype), h))
+                self.steps_run += 1
+                return self.state_dropout(self.updates[group](incoming.to(h.dtype), h))
+
+            last = group == len(self.steps) - 1
+            if last and self.training and self.step_slack:
+                repeats += int(torch.randint(0, self.step_slack + 1, ()))
+            for _ in range(repeats):
+                h = step(h)
+            if last and not self.training and self.max_eval_steps > self.steps_run:
+                predicted, unchanged = self._nodewise(h, h0).argmax(-1), 0
+                while unchanged < self.stable_for and self.steps_run < self.max_eval_steps:
+                    h = step(h)
+                    now = self._nodewise(h, h0).argmax(-1)
+                    unchanged = unchanged + 1 if torch.equal(now, predicted) else 0
+                    predicted = now
         return h0, h
+
+    def _nodewise(self, h: Tensor, h0: Tensor) -> Tensor:
+        """ProGraML's gated per-node readout ``sigmoid(f([h, h_0])) * g(h)``."""
+        return torch.sigmoid(self.readout_gate(torch.cat([h, h0.to(h.dtype)], dim=-1))) * self.readout_value(h)
 
     def forward(self, batch: Any) -> Tensor:
         h0, h = self.node_states(batch)
-        h = self.output_dropout(h)
-        nodewise = torch.sigmoid(self.readout_gate(torch.cat([h, h0.to(h.dtype)], dim=-1))) * self.readout_value(h)
+        nodewise = self._nodewise(self.output_dropout(h), h0)
         if self.readout == "node":
             return nodewise
         index, num_graphs = graph_index(batch, h.shape[0], h.device)

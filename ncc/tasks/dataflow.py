@@ -15,8 +15,9 @@ examples that need more steps than any training example form a split of their ow
 that learned a fixed number of steps break.
 
 Roots per program, as ProGraML draws them: ``min(ceil(|V| / 10), max_roots)`` distinct eligible nodes,
-drawn by the task's seed. ``max_steps=k`` keeps the examples whose analysis needs at most ``k`` steps
-(ProGraML's DDF-k): a GGNN with fewer message-passing steps than the longest path it must follow cannot
+drawn by the task's seed. ``max_steps=k`` keeps the training and validation examples whose analysis needs
+at most ``k`` steps (ProGraML's DDF-k; the test programs' examples are all kept, those beyond the training
+examples' longest in ``long``): a GGNN with fewer message-passing steps than the longest path it must follow cannot
 label its far end (on the default programs the median reachability example needs 21 steps, the GGNN's
 default is 8). Metrics: precision, recall and F1 of the positive class, and accuracy, over scored nodes.
 Models read the selector (ProGraML's two-dimensional selector embedding appended to the node features).
@@ -40,8 +41,8 @@ from ncc.training.generated import GeneratedOptions, GeneratedProgramsTask
 from ncc.training.metrics import binary_metrics
 from ncc.training.task import TableRequest, TableResult
 
-__all__ = ["DataflowOptions", "DataflowTask", "roots", "CORPORA", "PROTOCOLS", "PUBLISHED", "train_row",
-           "reproduce_dataflow"]
+__all__ = ["DataflowOptions", "DataflowTask", "roots", "CORPORA", "PROTOCOLS", "PUBLISHED", "ROWS", "train_row",
+           "reproduce_dataflow", "ExamplePrediction", "example_predictions", "f1_by_steps"]
 
 #: The corpora the task draws programs from.
 CORPORA = ("generated", "llvm-test-suite")
@@ -57,8 +58,8 @@ class DataflowOptions(GeneratedOptions):
         opt_levels: comma-separated clang levels each program of a corpus is compiled at (e.g. ``0,2``).
         programs: generated programs, or programs drawn from the corpus (0: all of it).
         max_roots: roots per program at most (ProGraML: 10).
-        max_steps: keep only the examples whose analysis reaches its fixed point within this many steps
-            (ProGraML's DDF-30 data set: 30); 0 keeps all.
+        max_steps: train and validate on the examples whose analysis reaches its fixed point within this
+            many steps (ProGraML's DDF-30 data set: 30); 0 keeps all.
     """
 
     analysis: str = "reachability"
@@ -100,6 +101,23 @@ def roots(candidates: np.ndarray, num_nodes: int, max_roots: int, rng: np.random
     return np.sort(rng.choice(candidates, size=count, replace=False))
 
 
+class StepsFilter:
+    """The examples of a source whose analysis needs more than ``low`` and at most ``high`` steps."""
+
+    def __init__(self, source, low: float, high: float):
+        self.source, self.low, self.high = source, low, high
+        self.key = hashlib.sha256(f"{source.key}:steps in ({low}, {high}]".encode()).hexdigest()
+        self._examples: list | None = None
+
+    def __len__(self) -> int:
+        return len(self.examples())
+
+    def examples(self) -> list:
+        if self._examples is None:
+            self._examples = [e for e in self.source.examples() if self.low < e.info["steps"] <= self.high]
+        return self._examples
+
+
 class DataflowTask(GeneratedProgramsTask):
     """Node classification with a root: the answer of a data-flow analysis for the selected node."""
 
@@ -111,7 +129,9 @@ class DataflowTask(GeneratedProgramsTask):
     monitor = "f1"
     uses_selector = True
     rows = {"ggnn": "program graph and root (ProGraML's GGNN, summed messages)",
-            "rgine": "program graph and root (ncc's relational GINE)"}
+            "ggnn-stable": "program graph and root (the GGNN trained with extra steps, run until stable)",
+            "rgine": "program graph and root (ncc's relational GINE)",
+            "mlp": "node text and root alone (no edges)"}
     fast_rows = ("ggnn",)
     platforms = tuple(ANALYSES)
     protocols = ("quick", "corpus")
@@ -126,8 +146,6 @@ class DataflowTask(GeneratedProgramsTask):
         examples = []
         for root in roots(solver.roots(), graph.num_nodes, options.max_roots, rng).tolist():
             labels, steps = solver.query(root)
-            if options.max_steps and steps > options.max_steps:
-                continue
             selector = np.zeros(graph.num_nodes, dtype=np.int64)
             selector[root] = 1
             examples.append(Example(graph, labels.astype(np.int64), name=f"{name}@{root}", selector=selector,
@@ -160,21 +178,16 @@ class DataflowTask(GeneratedProgramsTask):
         return options.corpus == "generated"
 
     def final_splits(self, options: DataflowOptions, sources: dict) -> dict:
-        """train, val, and the test programs' examples split by steps: ``test`` within the training examples'
-        longest, ``long`` beyond it (absent when there are none)."""
-        from ncc.training.datasets import ExampleSource
-
-        longest = max((e.info["steps"] for e in sources["train"].examples()), default=0)
-        test = sources["test"].examples()
-        beyond = [e for e in test if e.info["steps"] > longest]
-        if not beyond:
-            return sources
-        within = [e for e in test if e.info["steps"] <= longest]
-        return {"train": sources["train"], "val": sources["val"], "test": ExampleSource(within),
-                "long": ExampleSource(beyond)}
+        """train and val within ``max_steps`` (all with 0); the test programs' examples split by steps: ``test``
+        within the training examples' longest, ``long`` beyond it (absent when there are none)."""
+        limit = options.max_steps or math.inf
+        train, val = (StepsFilter(sources[split], 0, limit) for split in ("train", "val"))
+        longest = max((e.info["steps"] for e in train.examples()), default=0)
+        within, beyond = StepsFilter(sources["test"], 0, longest), StepsFilter(sources["test"], longest, math.inf)
+        return {"train": train, "val": val, "test": within, **({"long": beyond} if len(beyond) else {})}
 
     def examples_kind(self, options: DataflowOptions) -> str:
-        return f"ncc.dataflow:{options.analysis}:roots={options.max_roots}:steps={options.max_steps}"
+        return f"ncc.dataflow:{options.analysis}:roots={options.max_roots}"
 
     def metrics(self, logits: np.ndarray, targets: np.ndarray, num_classes: int) -> dict[str, float]:
         return binary_metrics(logits, targets)
@@ -212,35 +225,54 @@ PROTOCOLS = {
                 "val_fraction": 0.2, "test_fraction": 0.2},
                {"epochs": 20, "optimizer.lr": 1e-3, "data.node_budget": 10000, "model.steps": 30}),
 }
-#: Per model, on top of a protocol's settings: the GGNN sums its messages (reachability is an "or" over
-#: predecessors, which a mean dilutes), rgine runs as many layers as the GGNN runs steps.
-MODEL_SETTINGS = {"ggnn": {"model.aggregation": "sum"}, "rgine": {}}
+#: Per row, on top of a protocol's settings: its model and settings. The GGNN sums its messages
+#: (reachability is an "or" over predecessors, which a mean dilutes); ``ggnn-stable`` is the same GGNN trained
+#: with up to as many steps again as the protocol's (drawn per batch, so states must hold their answer) and
+#: evaluated until no prediction changes for 3 steps (at most 200, ProGraML's evaluation), which is what lets
+#: it follow paths longer than any it was trained on; rgine runs as many layers as the GGNN runs steps; mlp
+#: reads no edges.
+ROWS = {"ggnn": ("ggnn", {"model.aggregation": "sum"}),
+        "ggnn-stable": ("ggnn", {"model.aggregation": "sum", "model.step_slack": "steps",
+                                 "model.max_eval_steps": 200}),
+        "rgine": ("rgine", {}),
+        "mlp": ("mlp", {})}
+#: Part of a row's folder name: 2 since ``max_steps`` leaves the test programs' examples whole, so runs made
+#: on the filtered test split are not taken for finished rows.
+SPLITS_VERSION = 2
 #: ProGraML's F1 (ICML 2021, GGNN, DDF-30 test programs; and on all test programs with 200 steps).
 PUBLISHED = {"reachability": (0.998, 0.943), "dominance": (1.000, 0.123), "datadep": (0.997, 0.965),
              "liveness": (0.937, 0.625), "subexpressions": (0.996, 0.959)}
 
 
-def row_settings(model: str, protocol: str) -> dict:
-    """The trainer settings of a row: the protocol's, then the model's (rgine: layers = the protocol's steps)."""
-    options, settings = PROTOCOLS[protocol]
-    merged = {**settings, **MODEL_SETTINGS[model]}
-    if model == "rgine":
-        merged["model.num_layers"] = merged.pop("model.steps")
-    return merged
+def row_settings(row: str, protocol: str, overrides: dict | None = None) -> tuple[str, dict]:
+    """The model and trainer settings of a row: the protocol's with ``overrides`` over them, then the row's
+    (``"steps"`` stands for the protocol's steps; rgine: layers = steps; mlp: no steps)."""
+    settings = {**PROTOCOLS[protocol][1], **(overrides or {})}
+    model, extra = ROWS[row]
+    merged = {**settings, **{key: settings["model.steps"] if value == "steps" else value
+                             for key, value in extra.items()}}
+    steps = merged.pop("model.steps")
+    if model == "ggnn":
+        merged["model.steps"] = steps
+    elif model == "rgine":
+        merged["model.num_layers"] = steps
+    return model, merged
 
 
-def train_row(analysis_name: str, model: str, protocol: str, seed: int, output: Path, progress: bool = True,
-              epochs: int | None = None) -> dict:
-    """Train (or find finished, or resume) one row and return its report."""
+def train_row(analysis_name: str, row: str, protocol: str, seed: int, output: Path, progress: bool = True,
+              epochs: int | None = None, options: dict | None = None, settings: dict | None = None) -> dict:
+    """Train (or find finished, or resume) one row and return its report; ``options`` and ``settings`` go over
+    the protocol's task options and trainer settings."""
     import json
 
     from ncc.training import trainer
     from ncc.training.config import load_config
     from ncc.training.crossval import run_name
 
-    options = {**PROTOCOLS[protocol][0], "analysis": analysis_name}
-    settings = {**row_settings(model, protocol), **({"epochs": epochs} if epochs else {})}
-    folder = Path(output) / protocol / analysis_name / run_name(model, seed, {**options, **settings})
+    options = {**PROTOCOLS[protocol][0], **(options or {}), "analysis": analysis_name}
+    model, settings = row_settings(row, protocol, {**(settings or {}), **({"epochs": epochs} if epochs else {})})
+    folder = Path(output) / protocol / analysis_name / run_name(row, seed, {**options, **settings,
+                                                                           "splits": SPLITS_VERSION})
     if (folder / trainer.REPORT_FILE).is_file() and (folder / trainer.BEST_FILE).is_file():
         return json.loads((folder / trainer.REPORT_FILE).read_text())
     overrides = {"task": "dataflow", "model.name": model, "seed": seed, "output": str(folder), "progress": progress,
@@ -251,12 +283,14 @@ def train_row(analysis_name: str, model: str, protocol: str, seed: int, output: 
 
 def reproduce_dataflow(output: str | Path, models: Sequence[str] = ("ggnn",), analyses: Sequence[str] = tuple(ANALYSES),
                        protocol: str = "quick", seeds: Sequence[int] = (0,), epochs: int | None = None,
-                       progress: bool = True) -> list[dict]:
+                       progress: bool = True, options: dict | None = None, settings: dict | None = None
+                       ) -> list[dict]:
     """Train every (analysis, model, seed) of a protocol and write ``dataflow.csv`` / ``dataflow.md``.
 
     Each row: precision, recall and F1 on the test split (mean and standard deviation over the seeds), F1
     on the ``long`` split where the protocol has one, the test examples, the median wall time, and
-    ProGraML's published F1 beside it.
+    ProGraML's published F1 beside it, and (not in the files) ``runs``, the run folders. ``options`` and
+    ``settings`` go over the protocol's task options and trainer settings.
     """
     import time
 
@@ -267,9 +301,12 @@ def reproduce_dataflow(output: str | Path, models: Sequence[str] = ("ggnn",), an
     for name in analyses:
         for model in models:
             started = time.perf_counter()
-            reports = [train_row(name, model, protocol, seed, output, progress, epochs) for seed in seeds]
+            reports = [train_row(name, model, protocol, seed, output, progress, epochs, options, settings)
+                       for seed in seeds]
             row = {"analysis": name, "model": model, "protocol": protocol, "seeds": len(reports),
-                   "test_examples": reports[0]["data"]["test"]["examples"]}
+                   "runs": [report["config"]["output"] for report in reports],
+                   "test_examples": reports[0]["data"]["test"]["examples"],
+                   "long_examples": reports[0]["data"].get("long", {}).get("examples", 0)}
             for split, metrics in (("test", ("precision", "recall", "f1")), ("long", ("f1",))):
                 for metric in metrics:
                     values = [r["metrics"][split][metric] for r in reports if split in r["metrics"]]
@@ -282,6 +319,66 @@ def reproduce_dataflow(output: str | Path, models: Sequence[str] = ("ggnn",), an
             row["published"] = f"{published} DDF-30, {on_all} all programs (ProGraML ICML'21, GGNN)"
             rows.append(row)
     columns = ["analysis", "model", "protocol", "test_precision", "test_recall", "test_f1", "test_f1_std",
-               "long_f1", "test_examples", "seeds", "minutes", "published"]
+               "long_f1", "long_f1_std", "test_examples", "long_examples", "seeds", "minutes", "published"]
     write_table(rows, columns, output / "dataflow")
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ analysis of runs
+
+@dataclass(frozen=True)
+class ExamplePrediction:
+    """One example of a split with a run's answer: ``predicted`` per node (0 or 1, -1 where not scored)."""
+
+    example: "object"
+    predicted: np.ndarray
+
+    @property
+    def root(self) -> int:
+        return int(np.flatnonzero(self.example.selector)[0])
+
+    @property
+    def mistakes(self) -> int:
+        scored = self.predicted >= 0
+        return int((self.predicted[scored] != self.example.y[scored]).sum())
+
+
+def example_predictions(run: str | Path, split: str = "test", progress: bool = False) -> list[ExamplePrediction]:
+    """A finished run's prediction for every example of a split (``test``, ``long``, ...), in the split's order."""
+    from ncc.training import trainer
+    from ncc.training.config import TrainConfig
+
+    payload = trainer.load_checkpoint(Path(run) / trainer.BEST_FILE)
+    config = TrainConfig.from_dict(payload["config"])
+    data = DataflowTask().prepare(config, progress=progress, encoder=payload["encoder"])
+    if split not in data.splits:
+        raise NccError(f"{run}: its data has no {split!r} split; it has {', '.join(data.splits)}")
+    dataset = data.splits[split]
+    predicted = trainer.predict(payload, dataset).argmax(axis=1)
+    results, start = [], 0
+    for example in dataset.source.examples():
+        scored = np.flatnonzero(example.mask)
+        answer = np.full(example.graph.num_nodes, -1, dtype=np.int64)
+        answer[scored] = predicted[start:start + len(scored)]
+        start += len(scored)
+        results.append(ExamplePrediction(example, answer))
+    if start != len(predicted):
+        raise NccError(f"{run}: {len(predicted)} scored nodes predicted, the {split} split has {start}")
+    return results
+
+
+def f1_by_steps(predictions: Sequence[ExamplePrediction]) -> list[dict]:
+    """Per number of steps the analysis needed: the examples, their scored nodes and the F1 over them."""
+    from sklearn.metrics import f1_score
+
+    by_steps: dict[int, list[ExamplePrediction]] = {}
+    for prediction in predictions:
+        by_steps.setdefault(int(prediction.example.info["steps"]), []).append(prediction)
+    rows = []
+    for steps, group in sorted(by_steps.items()):
+        scored = [p.predicted >= 0 for p in group]
+        truth = np.concatenate([p.example.y[s] for p, s in zip(group, scored)])
+        guess = np.concatenate([p.predicted[s] for p, s in zip(group, scored)])
+        rows.append({"steps": steps, "examples": len(group), "nodes": len(truth),
+                     "f1": float(f1_score(truth, guess, zero_division=1.0))})
     return rows

@@ -95,3 +95,37 @@ def test_from_config_rejects_unknown_keys():
     assert model.num_classes == 3
     with pytest.raises(ValueError, match="hidden_sise"):
         GGNN.from_config({"vocab_size": 10, "hidden_sise": 3})
+
+
+def test_step_slack_draws_extra_training_steps_and_evaluation_runs_until_stable(make_batch, vocabulary):
+    batch = make_batch(node_labels=True)
+    batch.selector = (torch.arange(batch.num_nodes) == 3).long()
+    torch.manual_seed(0)
+    model = GGNN(vocab_size=len(vocabulary), readout="node", selector=True, steps="2,3", step_slack=4,
+                 max_eval_steps=40, dropout=0.0)
+    drawn = set()
+    for _ in range(40):
+        model(batch)
+        drawn.add(model.steps_run)
+    assert drawn == set(range(5, 10))
+    model.eval()
+    with torch.no_grad():
+        logits = model(batch)
+    ran = model.steps_run
+    assert 5 + model.stable_for <= ran <= 40
+    fixed = GGNN(vocab_size=len(vocabulary), readout="node", selector=True, steps=f"2,{ran - 2}").eval()
+    fixed.load_state_dict(model.state_dict())  # the extra steps are the last group's, with its weights
+    with torch.no_grad():
+        assert torch.allclose(fixed(batch), logits, atol=1e-5)
+
+
+def test_evaluation_stops_at_max_eval_steps_and_runs_trained_steps_without_it(make_batch, vocabulary):
+    batch = make_batch(node_labels=True)
+    batch.selector = (torch.arange(batch.num_nodes) == 3).long()
+    model = GGNN(vocab_size=len(vocabulary), readout="node", selector=True, steps=3, max_eval_steps=4,
+                 stable_for=50).eval()
+    model(batch)
+    assert model.steps_run == 4
+    plain = GGNN(vocab_size=len(vocabulary), readout="node", selector=True, steps=3, step_slack=5).eval()
+    plain(batch)
+    assert plain.steps_run == 3

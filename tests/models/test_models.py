@@ -123,3 +123,20 @@ def test_mixed_precision_forward_backward(name, make_batch, vocabulary, graphs):
     assert logits.shape == (len(graphs), 2) and torch.isfinite(logits.float()).all()
     torch.nn.functional.cross_entropy(logits.float(), batch.y).backward()
     assert model.embedding.table.weight.grad.abs().sum() > 0
+
+
+def test_the_node_mlp_reads_node_text_and_the_root_but_no_edges(make_batch, vocabulary):
+    batch = make_batch(node_labels=True)
+    batch.selector = (torch.arange(batch.num_nodes) == 3).long()
+    model = build_model("mlp", vocab_size=len(vocabulary), readout="node", selector=True).eval()
+    with torch.no_grad():
+        logits = model(batch)
+        rewired = batch.clone()
+        rewired.edge_index = rewired.edge_index.flip(0)[:, : rewired.edge_index.shape[1] // 2]
+        rewired.edge_flow = rewired.edge_flow[: rewired.edge_index.shape[1]]
+        rewired.edge_position = rewired.edge_position[: rewired.edge_index.shape[1]]
+        assert torch.equal(model(rewired), logits)
+        moved = batch.clone()
+        moved.selector = (torch.arange(batch.num_nodes) == 4).long()
+        changed = (model(moved) != logits).any(dim=1)
+        assert changed[[3, 4]].all() and not changed[5:].any()

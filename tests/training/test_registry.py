@@ -108,7 +108,7 @@ def test_help_lists_the_tasks_with_their_models_and_rows():
     reproduce = " ".join(CliRunner().invoke(cli, ["reproduce", "--help"]).output.split())
     for name in task_names():
         assert f" {name} " in train.split("Tasks:")[1] and f" {name} " in reproduce.split("Tasks:")[1]
-    assert "models: ggnn, lstm, rgine" in train
+    assert "models: ggnn, lstm, mlp, rgine" in train
     assert "devmap rows static, aux, random, grewe, graph-gbt, ncc-trees, lstm, ggnn, rgine (default: static, aux, " \
            "random, grewe, graph-gbt, ncc-trees); platforms amd, nvidia; protocols published, grouped" in reproduce
     assert "loops no table" in reproduce and "dataflow rows ggnn, rgine (default: ggnn); platforms reachability, " \
