@@ -111,5 +111,5 @@ def test_help_lists_the_tasks_with_their_models_and_rows():
     assert "models: ggnn, lstm, mlp, rgine" in train
     assert "devmap rows static, aux, random, grewe, graph-gbt, ncc-trees, lstm, ggnn, rgine (default: static, aux, " \
            "random, grewe, graph-gbt, ncc-trees); platforms amd, nvidia; protocols published, grouped" in reproduce
-    assert "loops no table" in reproduce and "dataflow rows ggnn, rgine (default: ggnn); platforms reachability, " \
-        "dominance, datadep, liveness, subexpressions; protocols quick, corpus" in reproduce
+    assert "loops no table" in reproduce and "dataflow rows ggnn, ggnn-stable, rgine, mlp (default: ggnn); " \
+        "platforms reachability, dominance, datadep, liveness, subexpressions; protocols quick, corpus" in reproduce
