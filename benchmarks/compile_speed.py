@@ -1,6 +1,6 @@
 """POJ-104 cold compiles: where the time of one program goes, and before / after against a revision.
 
-Two measurements, both on a seeded sample of the programs in ``$NCC_DATA/poj104/poj104_codexglue.tar.gz``
+Three measurements, the first two on a seeded sample of the programs in ``$NCC_DATA/poj104/poj104_codexglue.tar.gz``
 (unpacked into a scratch folder; ncc's own caches are never touched: every run gets its own
 ``NCC_CACHE`` and its own zig cache, ``ZIG_GLOBAL_CACHE_DIR``, so nothing is a cache hit):
 
@@ -11,14 +11,22 @@ Two measurements, both on a seeded sample of the programs in ``$NCC_DATA/poj104/
   plus an empty program through ``zig -cc1`` with and without the PCH (start-up and PCH load).
 * ``--baseline REV``: ``compile_batch(dialect="poj104", workers=W)`` over the sample, in alternating
   subprocesses of a ``git worktree`` of REV and of this checkout (``--rounds`` each, fresh caches every
-  run), the wall time of each, their medians and ratio, the extrapolation to all 52,000 programs, and
-  whether every program's IR is byte-identical between the two trees.
+  run), the wall and CPU time of each (CPU: the batch process, its pool workers and their clang processes,
+  from ``getrusage``), their medians and ratios, the extrapolation to all 52,000 programs (from the wall
+  time of this machine, and from the CPU time for idle cores), and whether every program's IR is
+  byte-identical between the two trees.
+
+* ``--full``: all 52,000 programs from a cold cache with this checkout (wall and CPU time), and with
+  ``--compare-cache DIR`` each program's IR against the entry of the same cache key in another IR cache
+  (read only; e.g. one an older version filled), counting identical, different and absent entries.
 
 Usage::
 
     NCC_DATA=../shared/data nice -n 10 .venv/bin/python benchmarks/compile_speed.py \\
         --sample 600 --workers 2 --rounds 3 --baseline effbaf8 --breakdown 40 \\
         --json benchmarks/results/compile_speed.json
+    NCC_DATA=../shared/data nice -n 10 .venv/bin/python benchmarks/compile_speed.py --sample 0 --full \
+        --compare-cache ~/.cache/ncc/cache/ir --json benchmarks/results/compile_speed_full.json
 """
 
 from __future__ import annotations
@@ -47,10 +55,7 @@ logger = logging.getLogger("compile_speed")
 
 def unpack_sample(count: int, seed: int, folder: Path) -> list[Path]:
     """A seeded sample of POJ-104 programs, written as ``folder/<label>/<n>.cpp``."""
-    from ncc.paths import data_home
-
-    archive = data_home() / "poj104" / "poj104_codexglue.tar.gz"
-    with tarfile.open(archive) as tar:
+    with tarfile.open(_archive()) as tar:
         members = sorted((m for m in tar.getmembers() if m.isfile() and m.name.endswith(".cpp")),
                          key=lambda m: m.name)
         chosen = random.Random(seed).sample(members, min(count, len(members)))
@@ -78,10 +83,16 @@ def worker(payload_path: str, result_path: str) -> None:
     started = time.perf_counter()
     result = compile_batch(files[:1], dialect="poj104", workers=1, cache_dir=payload["warm_cache"], progress=False)
     warm_s = time.perf_counter() - started  # the toolchain lookup and the PCH, once per run
+    import resource
+
+    before = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     result = compile_batch(files, dialect="poj104", workers=payload["workers"], cache_dir=payload["cache"],
                            progress=False)
+    after = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    # CPU of this process, its pool workers and their clang processes (all reaped by now)
+    cpu_s = sum(b.ru_utime + b.ru_stime - a.ru_utime - a.ru_stime for a, b in zip(before, after))
     digests = {entry.path: hashlib.sha256(entry.ir_path.read_bytes()).hexdigest() for entry in result.entries}
-    Path(result_path).write_text(json.dumps({"elapsed_s": result.elapsed_s, "warm_s": warm_s,
+    Path(result_path).write_text(json.dumps({"elapsed_s": result.elapsed_s, "warm_s": warm_s, "cpu_s": cpu_s,
                                              "compiled": len(result.entries), "failed": len(result.failures),
                                              "digests": digests}))
 
@@ -139,12 +150,16 @@ def before_after(files: list[Path], revision: str, workers: int, rounds: int, sc
     for side, outcomes in runs.items():
         walls = [outcome["elapsed_s"] for outcome in outcomes]
         median = statistics.median(walls)
+        cpu = statistics.median(outcome["cpu_s"] for outcome in outcomes)
         summary[side] = {"wall_s": walls, "median_wall_s": median, "warm_s": [o["warm_s"] for o in outcomes],
+                         "cpu_s": [o["cpu_s"] for o in outcomes], "cpu_ms_per_program": 1000 * cpu / len(files),
+                         "poj104_minutes_idle_cores": cpu / len(files) * POJ104_PROGRAMS / workers / 60,
                          "ms_per_program": 1000 * median / len(files),
                          "ms_per_program_and_core": 1000 * median * workers / len(files),
                          "poj104_minutes": median / len(files) * POJ104_PROGRAMS / 60,
                          "compiled": outcomes[0]["compiled"], "failed": outcomes[0]["failed"]}
     summary["speedup"] = summary["baseline"]["median_wall_s"] / summary["current"]["median_wall_s"]
+    summary["cpu_ratio"] = summary["baseline"]["cpu_ms_per_program"] / summary["current"]["cpu_ms_per_program"]
     old, new = runs["baseline"][0]["digests"], runs["current"][0]["digests"]
     summary["same_ir"] = sum(1 for path in old if new.get(path) == old[path])
     summary["different_ir"] = sorted(path for path in old if path in new and new[path] != old[path])
@@ -152,6 +167,54 @@ def before_after(files: list[Path], revision: str, workers: int, rounds: int, sc
     summary["only_current"] = sorted(set(new) - set(old))
     summary["stable_across_rounds"] = all(o["digests"] == runs["current"][0]["digests"] for o in runs["current"])
     return summary
+
+
+# ------------------------------------------------------------------------------------------- full
+
+def full_corpus(workers: int, scratch: Path, compare_cache: Path | None) -> dict:
+    """Every POJ-104 program from a cold cache (this checkout), and its IR against another IR cache, by key."""
+    import resource
+
+    from ncc.frontend.batch import compile_batch
+
+    sources = scratch / "all-sources"
+    with tarfile.open(_archive()) as tar:
+        count = 0
+        for member in tar.getmembers():
+            if member.isfile() and member.name.endswith(".cpp"):
+                label, name = Path(member.name).parts[-2:]
+                (sources / label).mkdir(parents=True, exist_ok=True)
+                (sources / label / name).write_bytes(tar.extractfile(member).read())
+                count += 1
+    files = sorted(sources.glob("*/*.cpp"))
+    os.environ["NCC_CACHE"] = str(scratch / "ncc-cache")
+    os.environ["ZIG_GLOBAL_CACHE_DIR"] = os.environ["ZIG_LOCAL_CACHE_DIR"] = str(scratch / "zig-cache")
+    before = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    result = compile_batch(files, dialect="poj104", workers=workers, cache_dir=scratch / "ir", progress=True)
+    after = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    cpu_s = sum(b.ru_utime + b.ru_stime - a.ru_utime - a.ru_stime for a, b in zip(before, after))
+    summary = {"programs": len(files), "compiled": len(result.entries), "failed": len(result.failures),
+               "wall_s": result.elapsed_s, "cpu_s": cpu_s, "workers": workers,
+               "failure_reasons": result.failure_reasons(5)}
+    if compare_cache is not None:
+        same = different = missing = 0
+        for entry in result.entries:
+            other = compare_cache / entry.ir_path.parent.name / entry.ir_path.name
+            if not other.is_file():
+                missing += 1
+            elif other.read_bytes() == entry.ir_path.read_bytes():
+                same += 1
+            else:
+                different += 1
+        summary["compared_with"] = str(compare_cache)
+        summary.update(same_ir=same, different_ir=different, not_in_other_cache=missing)
+    return summary
+
+
+def _archive() -> Path:
+    from ncc.paths import data_home
+
+    return data_home() / "poj104" / "poj104_codexglue.tar.gz"
 
 
 # -------------------------------------------------------------------------------------- breakdown
@@ -224,6 +287,10 @@ def main() -> None:
     parser.add_argument("--baseline", help="a revision to compare with (before / after)")
     parser.add_argument("--breakdown", type=int, default=0, metavar="N",
                         help="CPU per program of each way of running clang, over the first N programs")
+    parser.add_argument("--full", action="store_true",
+                        help="compile all 52,000 programs from a cold cache with this checkout")
+    parser.add_argument("--compare-cache", type=Path,
+                        help="with --full: an IR cache (read only) whose entries of the same key must be identical")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -244,9 +311,20 @@ def main() -> None:
                       f"{args.workers} workers ({figures['ms_per_program_and_core']:.1f} ms per program and core; "
                       f"all of POJ-104: {figures['poj104_minutes']:.1f} min); runs "
                       + ", ".join(f"{wall:.1f}" for wall in figures["wall_s"]))
-            print(f"speed-up {summary['speedup']:.2f}x; IR byte-identical for {summary['same_ir']} programs, "
+                print(f"           CPU (this process, pool workers, clang) {figures['cpu_ms_per_program']:.1f} ms per "
+                      f"program (median); all of POJ-104 on {args.workers} idle cores: {figures['poj104_minutes_idle_cores']:.1f} min")
+            print(f"speed-up {summary['speedup']:.2f}x wall, {summary['cpu_ratio']:.2f}x CPU; IR byte-identical for {summary['same_ir']} programs, "
                   f"different for {len(summary['different_ir'])}, compiled by one tree only: "
                   f"{len(summary['only_baseline'])} / {len(summary['only_current'])}")
+        if args.full:
+            summary = full_corpus(args.workers, scratch, args.compare_cache)
+            report["full"] = summary
+            print(f"all of POJ-104: {summary['compiled']:,} of {summary['programs']:,} compiled in "
+                  f"{summary['wall_s'] / 60:.1f} min on {args.workers} workers, {summary['cpu_s'] / 60:.1f} min of CPU "
+                  f"({1000 * summary['cpu_s'] / summary['programs']:.1f} ms per program)")
+            if "same_ir" in summary:
+                print(f"IR against {summary['compared_with']}: {summary['same_ir']:,} identical, "
+                      f"{summary['different_ir']:,} different, {summary['not_in_other_cache']:,} not there")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))

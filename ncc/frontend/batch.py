@@ -27,7 +27,8 @@ from ncc import plural
 from ncc.fileio import current_umask, prepare_output_folder, write_output
 from ncc.errors import CompilationError, InputError, NccError
 from ncc.frontend.compile import (DEFAULT_TIMEOUT_S, SOURCE_EXTENSIONS, SourceText, compile_source_text,
-                                  decode_source, encode_source, language_of, normalise_language, read_text_file)
+                                  decode_source, encode_source, language_of, normalise_language, read_text_file,
+                                  source_directory)
 from ncc.frontend.inputs import BatchFailure, InputFile, claim_outputs, gather_inputs
 from ncc.frontend.ir import IRModule
 from ncc.frontend.load import IR_EXTENSIONS
@@ -195,7 +196,7 @@ def local_include_digests(text: str, directory: Path | None, limit: int = 256) -
 
 def cache_key(source: SourceText, opt_level: int | str, flags: Sequence[str], toolchain: Toolchain) -> str:
     """The content address of one compile: sha256 of everything that decides the IR."""
-    directory = source.path.resolve().parent if source.path is not None else None
+    directory = source_directory(source.path) if source.path is not None else None
     material = {
         "format": CACHE_FORMAT_VERSION,
         "source": source.sha256,
@@ -269,7 +270,7 @@ def _write_cache_file(path: Path, data: bytes) -> None:
 
 def _clang_arguments(toolchain: Toolchain, language: str, opt_level: int | str, flags: Sequence[str],
                           source: SourceText) -> tuple[str, ...]:
-    include_flags = ("-iquote", str(source.path.resolve().parent)) if source.path is not None else ()
+    include_flags = ("-iquote", str(source_directory(source.path))) if source.path is not None else ()
     return tuple(toolchain.compile_arguments(language, opt_level, (*include_flags, *flags)))
 
 

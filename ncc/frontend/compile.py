@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -34,9 +35,10 @@ PRECOMPILABLE_HEADERS = (INCLUDE_DIR / "poj104_prelude.h",)
 
 #: Flags the PCH is built with besides the compile's own. ``-fpch-instantiate-templates`` does the
 #: header's pending template instantiations once, in the PCH: without it every file that loads the PCH
-#: redoes them (libc++'s <iostream> leaves half of the PCH's 49,000 declarations to deserialize and
-#: instantiate, ~40 ms of CPU per file, about what parsing the header as text costs with clang 22).
-#: The IR is the same either way (tests/frontend/test_fast_compile.py).
+#: redoes them (with libc++'s <iostream>, an empty program reads half of the PCH's 49,000 declarations and
+#: ends with ~12,000 types: ~45 ms of CPU per file, 4x the whole compile of an empty program, and about what
+#: Debian's clang-19 spends parsing the prelude's headers as text, which is why a PCH once seemed to save
+#: nothing). The IR is the same either way (tests/frontend/test_fast_compile.py).
 PCH_BUILD_FLAGS = ("-fpch-instantiate-templates",)
 
 
@@ -192,7 +194,7 @@ def _compile_once(source: SourceText, opt_level: int | str = 0, flags: tuple[str
         CompilationError: clang failed or timed out; carries the command and clang's stderr.
     """
     toolchain = toolchain or find_toolchain()
-    include_flags = ["-iquote", str(source.path.resolve().parent)] if source.path is not None else []
+    include_flags = ["-iquote", str(source_directory(source.path))] if source.path is not None else []
     all_flags = tuple(include_flags) + tuple(flags)
     file_name = _safe_file_name(source.name) + LANGUAGE_EXTENSIONS[source.language]
     shown_path = str(source.path) if source.path is not None else None
@@ -279,8 +281,7 @@ def _use_precompiled_headers(toolchain: Toolchain, language: str, opt_level: int
     # so both are part of the key (another checkout of ncc gets a PCH of its own).
     status = header.stat()
     material = "\0".join([toolchain.kind, toolchain.version, language, str(opt_level), *other_flags, *PCH_BUILD_FLAGS,
-                          hashlib.sha256(header.read_bytes()).hexdigest(), str(header.resolve()),
-                          str(status.st_mtime_ns), str(status.st_size)])
+                          *_header_identity(str(header), status.st_mtime_ns, status.st_size)])
     pch_path = cache_home() / "pch" / f"{header.stem}-{hashlib.sha256(material.encode()).hexdigest()[:24]}.pch"
     if not pch_path.is_file():
         pch_path.parent.mkdir(parents=True, exist_ok=True)
@@ -305,6 +306,30 @@ def _use_precompiled_headers(toolchain: Toolchain, language: str, opt_level: int
         finally:
             Path(temporary).unlink(missing_ok=True)
     return (*flags[:position], "-include-pch", str(pch_path), *flags[position + 2:])
+
+
+@functools.lru_cache(maxsize=64)
+def _header_identity(header: str, mtime_ns: int, size: int) -> tuple[str, ...]:
+    """What of a header keys its PCH: its text's sha256, real path, modification time and size (read once
+    per process for each version of the file)."""
+    path = Path(header)
+    return hashlib.sha256(path.read_bytes()).hexdigest(), str(path.resolve()), str(mtime_ns), str(size)
+
+
+def source_directory(path: Path) -> Path:
+    """The real folder of a source file (its ``#include "..."`` folder), the file's own symlink followed.
+
+    Folders are resolved once per process (a corpus has few and many files in each): only a file that is a
+    symlink itself is resolved on its own.
+    """
+    if path.is_symlink():
+        return path.resolve().parent
+    return _resolved_folder(str(path.parent) if str(path.parent) else ".", os.getcwd() if not path.is_absolute() else "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved_folder(folder: str, relative_to: str) -> Path:
+    return (Path(relative_to) / folder).resolve() if relative_to else Path(folder).resolve()
 
 
 def _without_quote_include_dirs(flags: tuple[str, ...]) -> tuple[str, ...]:

@@ -155,12 +155,18 @@ class Cc1Template:
     executable: str
     arguments: tuple[str, ...]
 
+    @functools.cached_property
+    def _holes(self) -> tuple[int, ...]:
+        return tuple(index for index, argument in enumerate(self.arguments, start=1) if "{" in argument)
+
     def fill(self, source: str, output: str, work_dir: str, flags: tuple[str, ...]) -> list[str]:
         """The command for one compile (``flags`` as given to :func:`cc1_template`, for the ``-iquote`` folders)."""
         values = {"source": source, "output": output, "work_dir": work_dir}
         values.update((f"quote{index}", folder) for index, folder in enumerate(_quote_dirs(flags)))
-        return [self.executable, *(argument.format_map(values) if "{" in argument else argument
-                                   for argument in self.arguments)]
+        command = [self.executable, *self.arguments]
+        for index in self._holes:
+            command[index] = command[index].format_map(values)
+        return command
 
 
 def _quote_dirs(flags: tuple[str, ...]) -> list[str]:
