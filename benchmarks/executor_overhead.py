@@ -8,8 +8,10 @@
 * Per-task cost: ``--noop N`` empty tasks through the same cluster (``client.map`` + ``as_completed``, as
   ``run_jobs`` does), the wall time per task; the scheduler's own time per task is the floor of any cluster.
 * Estimate: the time for ``--files`` files on ``--nodes`` nodes of ``--cores`` cores, from the measured CPU
-  per file (the batch's median wall time x W / programs, so it carries this machine's load), the chunk
-  size run_jobs would choose, and the per-task cost: ``max(files x cpu / cores, tasks x per-task cost)``.
+  per file (the batch's median wall time x W / programs, so it carries this machine's load), the client's
+  own time per file (a second run of the batch, every file a cache hit: reading, dialect, cache key), the
+  tasks run_jobs would send (:func:`ncc.processes.dask_chunks`) and the per-task cost:
+  ``files x client time + max(files x cpu / cores, tasks x per-task cost)``.
 
 Usage::
 
@@ -81,7 +83,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import distributed
 
-    from ncc.processes import close_dask_clients, dask_chunksize
+    from ncc.processes import close_dask_clients, dask_chunks
 
     report: dict = {"workers": args.workers, "programs": args.sample}
     with tempfile.TemporaryDirectory(prefix="ncc-executor-") as scratch_name:
@@ -116,8 +118,8 @@ def main() -> None:
                   programs_with_ir=len(outcomes["local"][0]))
     cpu_per_file = local * args.workers / args.sample
     cores = args.nodes * args.cores
-    chunk = dask_chunksize(int(args.files), cores)
-    tasks = -(-int(args.files) // chunk)
+    sizes = dask_chunks(int(args.files), cores)
+    chunk, tasks = sizes[0], len(sizes)
     per_task = report["noop"]["median_ms"] / 1000
     compute = args.files * cpu_per_file / cores
     planning = args.files * statistics.median(walls["cached"]) / args.sample  # cache keys, in the client
@@ -135,7 +137,7 @@ def main() -> None:
     print(f"estimate: {args.files:,.0f} files on {args.nodes} x {args.cores} cores: the client plans them "
           f"(cache keys) in {estimate['planning_s'] / 60:.1f} min ({1000 * estimate['client_s_per_file']:.2f} ms "
           f"a file), then {1000 * cpu_per_file:.1f} ms CPU per file is {estimate['compute_s'] / 60:.1f} min of "
-          f"compiling while {estimate['tasks']:,} tasks of {chunk} files cost the scheduler "
+          f"compiling while {estimate['tasks']:,} tasks (of {chunk} files down to 1) cost the scheduler "
           f"{estimate['scheduler_s'] / 60:.1f} min -> about {estimate['wall_s'] / 60:.1f} min")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

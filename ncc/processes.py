@@ -150,7 +150,7 @@ def run_jobs(function: Callable[[Any], Any], jobs: Sequence[Any], workers: int |
         workers: local processes (default: the CPU count; 1 runs in this process) or, for a local Dask
             cluster, its worker processes. A Dask cluster at an address uses all of its workers.
         executor: see :func:`parse_executor` (default ``local``).
-        chunksize: jobs per Dask task (default: :func:`dask_chunksize`).
+        chunksize: jobs per Dask task (default: shrinking sizes, see :func:`dask_chunks`).
         shared_paths: files or folders the jobs read or write; on a Dask cluster at an address every worker
             must see them at the same path (a shared filesystem), which is checked first.
 
@@ -309,9 +309,22 @@ def _visible(paths: list[str]) -> list[bool]:
 MAX_CHUNK = 256
 
 
-def dask_chunksize(jobs: int, threads: int) -> int:
-    """Jobs per Dask task: four tasks per worker thread where that leaves at most :data:`MAX_CHUNK` jobs each."""
-    return max(1, min(MAX_CHUNK, -(-jobs // (threads * 4))))
+def dask_chunks(jobs: int, threads: int, chunksize: int | None = None) -> list[int]:
+    """How many jobs each Dask task gets, in the order they are sent.
+
+    ``chunksize`` fixes it; by default the sizes shrink as the batch goes ("guided" scheduling): each task
+    takes the jobs left divided by twice the worker threads (at most :data:`MAX_CHUNK`), so the first tasks
+    are large (few tasks for the scheduler) and the last ones single jobs (no worker idles while another
+    finishes a long chunk).
+    """
+    sizes = []
+    left = jobs
+    while left > 0:
+        size = chunksize or max(1, min(MAX_CHUNK, -(-left // (2 * threads))))
+        size = min(size, left)
+        sizes.append(size)
+        left -= size
+    return sizes
 
 
 def _run_dask(function: Callable[[Any], Any], jobs: Sequence[Any], client: Any,
@@ -319,9 +332,11 @@ def _run_dask(function: Callable[[Any], Any], jobs: Sequence[Any], client: Any,
     import distributed
 
     threads = max(1, sum(client.nthreads().values()))
-    size = chunksize or dask_chunksize(len(jobs), threads)
     items = list(enumerate(jobs))
-    chunks = [items[start:start + size] for start in range(0, len(items), size)]
+    chunks, start = [], 0
+    for size in dask_chunks(len(items), threads, chunksize):
+        chunks.append(items[start:start + size])
+        start += size
     futures = client.map(_run_chunk, [function] * len(chunks), chunks, pure=False)
     by_future = dict(zip(futures, chunks))
     try:

@@ -58,6 +58,16 @@ def test_parse_executor_forms_and_refusals(monkeypatch):
         parse_executor("spark")
 
 
+def test_dask_chunks_shrink_to_single_jobs_and_cover_the_batch():
+    from ncc.processes import MAX_CHUNK, dask_chunks
+
+    for jobs, threads in ((400, 2), (52_000, 2), (1_000_000, 3200), (3, 8)):
+        sizes = dask_chunks(jobs, threads)
+        assert sum(sizes) == jobs and sizes == sorted(sizes, reverse=True)
+        assert max(sizes) <= MAX_CHUNK and sizes[-1] == 1
+    assert dask_chunks(400, 2)[0] == 100 and dask_chunks(10, 2, chunksize=4) == [4, 4, 2]
+
+
 def _outcome(result):
     irs = {Path(entry.path).name: entry.ir_path.read_bytes() for entry in result.entries}
     failures = [(Path(failure.path).name, failure.reason) for failure in result.failures]
