@@ -8,7 +8,7 @@
 * Per-task cost: ``--noop N`` empty tasks through the same cluster (``client.map`` + ``as_completed``, as
   ``run_jobs`` does), the wall time per task; the scheduler's own time per task is the floor of any cluster.
 * Estimate: the time for ``--files`` files on ``--nodes`` nodes of ``--cores`` cores, from the measured CPU
-  per file (the batch's median wall time x W / programs, so it carries this machine's load), the client's
+  per file (of the local rounds: the batch process, its pool workers and their clang processes), the client's
   own time per file (a second run of the batch, every file a cache hit: reading, dialect, cache key), the
   tasks run_jobs would send (:func:`ncc.processes.dask_chunks`) and the per-task cost:
   ``files x client time + max(files x cpu / cores, tasks x per-task cost)``.
@@ -42,15 +42,22 @@ def _noop(value: int) -> int:
     return value
 
 
-def batch_round(files: list[Path], workers: int, executor: str, cache: Path) -> tuple[float, dict, list]:
+def batch_round(files: list[Path], workers: int, executor: str, cache: Path) -> tuple[float, dict, list, float]:
+    """(wall s, IR digests, failures, CPU s of this process and its reaped children: the local pool's workers
+    and their clang processes; a Dask cluster's workers are not children, so there it is the client's alone)."""
+    import resource
+
     from ncc.frontend.batch import compile_batch
 
+    before = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     started = time.perf_counter()
     result = compile_batch(files, dialect="poj104", workers=workers, cache_dir=cache, progress=False,
                            executor=executor)
     elapsed = time.perf_counter() - started
+    after = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    cpu = sum(b.ru_utime + b.ru_stime - a.ru_utime - a.ru_stime for a, b in zip(before, after))
     digests = {entry.path: hashlib.sha256(entry.ir_path.read_bytes()).hexdigest() for entry in result.entries}
-    return elapsed, digests, sorted((failure.path, failure.reason) for failure in result.failures)
+    return elapsed, digests, sorted((failure.path, failure.reason) for failure in result.failures), cpu
 
 
 def noop_cost(address: str, count: int) -> dict:
@@ -95,28 +102,29 @@ def main() -> None:
             address = cluster.scheduler_address
             batch_round(files[:2], args.workers, "local", scratch / "warm-local")  # PCH, toolchain
             batch_round(files[:4], args.workers, address, scratch / "warm-dask")  # workers import ncc
-            walls: dict[str, list[float]] = {"local": [], "dask": []}
+            walls: dict[str, list[float]] = {"local": [], "dask": []}  # and "local_cpu", "cached"
             outcomes = {}
             for round_number in range(args.rounds):
                 order = ("local", "dask") if round_number % 2 == 0 else ("dask", "local")
                 for side in order:
-                    elapsed, digests, failures = batch_round(
+                    elapsed, digests, failures, cpu = batch_round(
                         files, args.workers, "local" if side == "local" else address,
                         scratch / f"{side}-{round_number}")
                     walls[side].append(elapsed)
                     outcomes.setdefault(side, (digests, failures))
                     if side == "local":  # the same batch again, every file a cache hit: the client's own cost
-                        hits, _, _ = batch_round(files, args.workers, "local", scratch / f"{side}-{round_number}")
+                        walls.setdefault("local_cpu", []).append(cpu)
+                        hits, _, _, _ = batch_round(files, args.workers, "local", scratch / f"{side}-{round_number}")
                         walls.setdefault("cached", []).append(hits)
                     logger.info("round %d %s: %.1f s", round_number + 1, side, elapsed)
             report["noop"] = noop_cost(address, args.noop)
-        close_dask_clients()
+            close_dask_clients()  # before the cluster goes
     local, dask = statistics.median(walls["local"]), statistics.median(walls["dask"])
     report.update(walls=walls, median_local_s=local, median_dask_s=dask, overhead=dask / local - 1,
                   same_ir=outcomes["local"][0] == outcomes["dask"][0],
                   same_failures=outcomes["local"][1] == outcomes["dask"][1],
                   programs_with_ir=len(outcomes["local"][0]))
-    cpu_per_file = local * args.workers / args.sample
+    cpu_per_file = statistics.median(walls["local_cpu"]) / args.sample  # CPU, not wall: what idle cores would take
     cores = args.nodes * args.cores
     sizes = dask_chunks(int(args.files), cores)
     chunk, tasks = sizes[0], len(sizes)
