@@ -112,14 +112,15 @@ class JobFailed:
 def parse_executor(spec: str | ExecutorSpec | None) -> ExecutorSpec:
     """``local`` / ``dask`` / a scheduler address -> ExecutorSpec; NccError names the accepted forms.
 
-    ``dask`` connects to ``$DASK_SCHEDULER_ADDRESS`` when that is set (as Dask's own tools do), else
-    starts a local cluster.
+    None means ``$NCC_EXECUTOR`` when that is set, else ``local``: so a batch deep inside a task (the
+    compiles of ``ncc reproduce classifyapp``) goes to a cluster too. ``dask`` connects to
+    ``$DASK_SCHEDULER_ADDRESS`` when that is set (as Dask's own tools do), else starts a local cluster.
     """
     from ncc.errors import NccError
 
     if isinstance(spec, ExecutorSpec):
         return spec
-    text = (spec or "local").strip()
+    text = (spec or os.environ.get("NCC_EXECUTOR") or "local").strip()
     lowered = text.lower()
     if lowered == "local":
         return ExecutorSpec("local")

@@ -36,6 +36,7 @@ def cluster():
 @pytest.fixture
 def sources(tmp_path, monkeypatch):
     monkeypatch.setenv("NCC_CACHE", str(tmp_path / "ncc-cache"))
+    monkeypatch.delenv("NCC_EXECUTOR", raising=False)
     monkeypatch.delenv("NCC_CLANG", raising=False)
     folder = tmp_path / "src"
     folder.mkdir()
@@ -46,7 +47,12 @@ def sources(tmp_path, monkeypatch):
 
 def test_parse_executor_forms_and_refusals(monkeypatch):
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    monkeypatch.delenv("NCC_EXECUTOR", raising=False)
     assert parse_executor(None) == parse_executor("local") == ExecutorSpec("local")
+    monkeypatch.setenv("NCC_EXECUTOR", "dask://head:8786")  # what a batch deep inside a task runs on
+    assert parse_executor(None) == ExecutorSpec("dask", "tcp://head:8786")
+    assert parse_executor("local") == ExecutorSpec("local")
+    monkeypatch.delenv("NCC_EXECUTOR")
     assert parse_executor("dask") == ExecutorSpec("dask", None)
     assert parse_executor("dask://head:8786") == ExecutorSpec("dask", "tcp://head:8786")
     assert parse_executor("tcp://10.0.0.1:8786") == ExecutorSpec("dask", "tcp://10.0.0.1:8786")
