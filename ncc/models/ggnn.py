@@ -120,8 +120,13 @@ class GGNN(nn.Module):
         dropout: dropout on node states after every update (ProGraML's graph-state dropout).
         output_dropout: dropout before the readout (and inside the auxiliary head).
         selector: append ProGraML's selector embedding (the batch must carry ``selector`` long ``[N]``).
-        step_slack: in training, the last layer group runs up to this many steps more than its own, as many
-            as a per-batch draw says (0: never): states must hold their answer past the steps it took.
+        step_slack: in training, the last layer group first runs a per-batch draw of 0 to this many steps
+            without gradient, then its own steps with it (0: never). From wherever its own iteration has got
+            to, the network must reach the answer and then keep it (the progressive training of Bansal et al.,
+            NeurIPS 2022, https://arxiv.org/abs/2202.05826), so that it can be iterated past the steps it was
+            trained for without drifting.
+        recall: feed the initial state ``h_0`` into every update beside the message, ``GRU([m_t, h_0], h_t)``
+            (Bansal et al.'s recall): the input stays in view however long the iteration runs.
         max_eval_steps: in evaluation, the last layer group goes on stepping until no node's prediction has
             changed for ``stable_for`` steps, or this many steps in all (0: the trained steps only). With
             ``step_slack`` this runs as far as a test graph needs, past the training graphs' longest paths.
@@ -138,7 +143,8 @@ class GGNN(nn.Module):
                  steps: int | str | Sequence[int] = (2, 2, 2, 2), readout: str = "graph", aux_dim: int = 0,
                  aux_hidden: int = 32, aggregation: str = "mean", pooling: str = "sum", position_gating: bool = True,
                  max_position: int = 512, dropout: float = 0.2, output_dropout: float = 0.0,
-                 selector: bool = False, step_slack: int = 0, max_eval_steps: int = 0, stable_for: int = 3):
+                 selector: bool = False, step_slack: int = 0, recall: bool = False, max_eval_steps: int = 0,
+                 stable_for: int = 3):
         super().__init__()
         self.num_classes = check_int("num_classes", num_classes)
         self.readout = check_choice("readout", readout, READOUTS)
@@ -151,6 +157,7 @@ class GGNN(nn.Module):
         self.position_gating = bool(position_gating)
         self.max_position = check_int("max_position", max_position)
         self.step_slack = check_int("step_slack", step_slack, minimum=0)
+        self.recall = bool(recall)
         self.max_eval_steps = check_int("max_eval_steps", max_eval_steps, minimum=0)
         self.stable_for = check_int("stable_for", stable_for)
         #: Steps the last forward pass ran (all groups, slack and evaluation steps included).
@@ -166,7 +173,7 @@ class GGNN(nn.Module):
         groups = len(self.steps)
         self.messages = nn.ModuleList(nn.Linear(h, NUM_EDGE_TYPES * h) for _ in range(groups))
         self.gates = nn.ModuleList(nn.Linear(h, h) for _ in range(groups)) if self.position_gating else None
-        self.updates = nn.ModuleList(nn.GRUCell(h, h) for _ in range(groups))
+        self.updates = nn.ModuleList(nn.GRUCell(2 * h if self.recall else h, h) for _ in range(groups))
         self.convs = nn.ModuleList(GGNNConv(self.aggregation) for _ in range(groups))  # no parameters
         self.register_buffer("position_table", sinusoidal_encoding(self.max_position, h), persistent=False)
         self.state_dropout = nn.Dropout(dropout)
@@ -204,13 +211,17 @@ class GGNN(nn.Module):
                 gate = (2 * torch.sigmoid(self.gates[group](encodings))).index_select(0, position)
 
             def step(h: Tensor) -> Tensor:
-                incoming = self.convs[group](self.messages[group](h), edge_index, edge_type, gate)
+                incoming = self.convs[group](self.messages[group](h), edge_index, edge_type, gate).to(h.dtype)
                 self.steps_run += 1
-                return self.state_dropout(self.updates[group](incoming.to(h.dtype), h))
+                if self.recall:
+                    incoming = torch.cat([incoming, h0.to(h.dtype)], dim=-1)
+                return self.state_dropout(self.updates[group](incoming, h))
 
             last = group == len(self.steps) - 1
             if last and self.training and self.step_slack:
-                repeats += int(torch.randint(0, self.step_slack + 1, ()))
+                with torch.no_grad():
+                    for _ in range(int(torch.randint(0, self.step_slack + 1, ()))):
+                        h = step(h)
             for _ in range(repeats):
                 h = step(h)
             if last and not self.training and self.max_eval_steps > self.steps_run:

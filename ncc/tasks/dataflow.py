@@ -227,13 +227,13 @@ PROTOCOLS = {
 }
 #: Per row, on top of a protocol's settings: its model and settings. The GGNN sums its messages
 #: (reachability is an "or" over predecessors, which a mean dilutes); ``ggnn-stable`` is the same GGNN trained
-#: with up to as many steps again as the protocol's (drawn per batch, so states must hold their answer) and
-#: evaluated until no prediction changes for 3 steps (at most 200, ProGraML's evaluation), which is what lets
-#: it follow paths longer than any it was trained on; rgine runs as many layers as the GGNN runs steps; mlp
-#: reads no edges.
+#: progressively (its own steps after 0 to 3 times as many without gradient, drawn per batch, so states must
+#: reach the answer from wherever they are and keep it), the input recalled at every step, and evaluated
+#: until no prediction changes for 5 steps (at most 200, ProGraML's evaluation): what lets it follow paths
+#: longer than any it was trained on; rgine runs as many layers as the GGNN runs steps; mlp reads no edges.
 ROWS = {"ggnn": ("ggnn", {"model.aggregation": "sum"}),
-        "ggnn-stable": ("ggnn", {"model.aggregation": "sum", "model.step_slack": "steps",
-                                 "model.max_eval_steps": 200}),
+        "ggnn-stable": ("ggnn", {"model.aggregation": "sum", "model.step_slack": "3 steps", "model.recall": True,
+                                 "model.max_eval_steps": 200, "model.stable_for": 5}),
         "rgine": ("rgine", {}),
         "mlp": ("mlp", {})}
 #: Part of a row's folder name: 2 since ``max_steps`` leaves the test programs' examples whole, so runs made
@@ -246,10 +246,10 @@ PUBLISHED = {"reachability": (0.998, 0.943), "dominance": (1.000, 0.123), "datad
 
 def row_settings(row: str, protocol: str, overrides: dict | None = None) -> tuple[str, dict]:
     """The model and trainer settings of a row: the protocol's with ``overrides`` over them, then the row's
-    (``"steps"`` stands for the protocol's steps; rgine: layers = steps; mlp: no steps)."""
+    (``"3 steps"`` stands for three times the protocol's steps; rgine: layers = steps; mlp: no steps)."""
     settings = {**PROTOCOLS[protocol][1], **(overrides or {})}
     model, extra = ROWS[row]
-    merged = {**settings, **{key: settings["model.steps"] if value == "steps" else value
+    merged = {**settings, **{key: 3 * settings["model.steps"] if value == "3 steps" else value
                              for key, value in extra.items()}}
     steps = merged.pop("model.steps")
     if model == "ggnn":

@@ -108,6 +108,10 @@ def test_step_slack_draws_extra_training_steps_and_evaluation_runs_until_stable(
         model(batch)
         drawn.add(model.steps_run)
     assert drawn == set(range(5, 10))
+    recalling = GGNN(vocab_size=len(vocabulary), readout="node", selector=True, steps=2, step_slack=30,
+                     recall=True)
+    recalling(batch).sum().backward()  # the steps without gradient cut no path from the output to the input
+    assert recalling.embedding.table.weight.grad.abs().sum() > 0 and recalling.updates[0].input_size == 2 * 34
     model.eval()
     with torch.no_grad():
         logits = model(batch)
