@@ -175,6 +175,8 @@ def _run(jobs: list[tuple[str, str, str, str, str]], workers: int, executor: str
     from ncc.processes import JobFailed, parse_executor, run_jobs
 
     spec = parse_executor(executor)
+    if not jobs:
+        return
     if spec.kind == "local" and (workers <= 1 or len(jobs) <= 1):
         yield from map(_build_one, jobs)
         return
