@@ -128,7 +128,8 @@ class GGNN(nn.Module):
         recall: feed the initial state ``h_0`` into every update beside the message, ``GRU([m_t, h_0], h_t)``
             (Bansal et al.'s recall): the input stays in view however long the iteration runs.
         max_eval_steps: in evaluation, the last layer group goes on stepping until no node's prediction has
-            changed for ``stable_for`` steps, or this many steps in all (0: the trained steps only). With
+            changed for ``stable_for`` steps, graph by graph, or this many steps in all (0: the trained steps
+            only). With
             ``step_slack`` this runs as far as a test graph needs, past the training graphs' longest paths.
         stable_for: the steps without a changed prediction that end evaluation early.
 
@@ -225,13 +226,24 @@ class GGNN(nn.Module):
             for _ in range(repeats):
                 h = step(h)
             if last and not self.training and self.max_eval_steps > self.steps_run:
-                predicted, unchanged = self._nodewise(h, h0).argmax(-1), 0
-                while unchanged < self.stable_for and self.steps_run < self.max_eval_steps:
-                    h = step(h)
-                    now = self._nodewise(h, h0).argmax(-1)
-                    unchanged = unchanged + 1 if torch.equal(now, predicted) else 0
-                    predicted = now
+                h = self._until_stable(h, h0, step, batch)
         return h0, h
+
+    def _until_stable(self, h: Tensor, h0: Tensor, step: Any, batch: Any) -> Tensor:
+        """Step on until each graph's predictions have not changed for ``stable_for`` steps (a graph that is
+        done keeps its states, so a graph's answer does not depend on the batch it came in)."""
+        index, num_graphs = graph_index(batch, h.shape[0], h.device)
+        predicted = self._nodewise(h, h0).argmax(-1)
+        unchanged = torch.zeros(num_graphs, dtype=torch.long, device=h.device)
+        active = torch.ones(num_graphs, dtype=torch.bool, device=h.device)
+        while bool(active.any()) and self.steps_run < self.max_eval_steps:
+            h = torch.where(active.index_select(0, index)[:, None], step(h), h)
+            now = self._nodewise(h, h0).argmax(-1)
+            changed = torch.zeros(num_graphs, device=h.device).index_add_(0, index, (now != predicted).float())
+            unchanged = torch.where(changed > 0, torch.zeros_like(unchanged), unchanged + 1)
+            active &= unchanged < self.stable_for
+            predicted = now
+        return h
 
     def _nodewise(self, h: Tensor, h0: Tensor) -> Tensor:
         """ProGraML's gated per-node readout ``sigmoid(f([h, h_0])) * g(h)``."""

@@ -98,6 +98,8 @@ def test_from_config_rejects_unknown_keys():
 
 
 def test_step_slack_draws_extra_training_steps_and_evaluation_runs_until_stable(make_batch, vocabulary):
+    from torch_geometric.data import Batch
+
     batch = make_batch(node_labels=True)
     batch.selector = (torch.arange(batch.num_nodes) == 3).long()
     torch.manual_seed(0)
@@ -113,14 +115,17 @@ def test_step_slack_draws_extra_training_steps_and_evaluation_runs_until_stable(
     recalling(batch).sum().backward()  # the steps without gradient cut no path from the output to the input
     assert recalling.embedding.table.weight.grad.abs().sum() > 0 and recalling.updates[0].input_size == 2 * 34
     model.eval()
+    one = batch.to_data_list()[0]
+    one.selector = (torch.arange(one.num_nodes) == 3).long()
+    one = Batch.from_data_list([one])
     with torch.no_grad():
-        logits = model(batch)
+        logits = model(one)
     ran = model.steps_run
     assert 5 + model.stable_for <= ran <= 40
     fixed = GGNN(vocab_size=len(vocabulary), readout="node", selector=True, steps=f"2,{ran - 2}").eval()
     fixed.load_state_dict(model.state_dict())  # the extra steps are the last group's, with its weights
     with torch.no_grad():
-        assert torch.allclose(fixed(batch), logits, atol=1e-5)
+        assert torch.allclose(fixed(one), logits, atol=1e-5)
 
 
 def test_evaluation_stops_at_max_eval_steps_and_runs_trained_steps_without_it(make_batch, vocabulary):
@@ -133,3 +138,19 @@ def test_evaluation_stops_at_max_eval_steps_and_runs_trained_steps_without_it(ma
     plain = GGNN(vocab_size=len(vocabulary), readout="node", selector=True, steps=3, step_slack=5).eval()
     plain(batch)
     assert plain.steps_run == 3
+
+
+def test_evaluation_until_stable_gives_each_graph_the_answer_it_gets_alone(make_batch, vocabulary, graphs):
+    from torch_geometric.data import Batch
+
+    graphs = make_batch(node_labels=True).to_data_list()
+    for graph in graphs:
+        graph.selector = (torch.arange(graph.num_nodes) % 7 == 3).long()
+    batch = Batch.from_data_list(graphs)
+    torch.manual_seed(1)
+    model = GGNN(vocab_size=len(vocabulary), readout="node", selector=True, steps=2, max_eval_steps=60,
+                 stable_for=2).eval()
+    with torch.no_grad():
+        together = model(batch)
+        alone = torch.cat([model(Batch.from_data_list([graph])) for graph in graphs])
+    assert torch.allclose(together, alone, atol=1e-5)
