@@ -49,6 +49,14 @@ def suite_flags(path: Path) -> tuple[str, ...]:
     return (*llvm_test_suite_flags(path), *dict.fromkeys(extra))
 
 
+def _reason(text: str) -> str:
+    """A failure reason without the file: ``plain program: timed out after 10 s``, ``link failed: ...``."""
+    text = re.sub(r"^\S*SingleSource/\S*?: ", "", text)
+    text = re.sub(r"^clang exited with status 1: \S+?:\d+:\d+: ", "clang: ", text)
+    text = re.sub(r"'[^']*'", "'…'", text)
+    return re.sub(r"symbol: \S+", "symbol: …", text)[:120]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--levels", nargs="+", default=["0", "2"], help="optimisation levels")
@@ -67,9 +75,11 @@ def main() -> None:
     from ncc.execution.profile import profile_arrays
     from ncc.execution.sandbox import Limits
     from ncc.frontend.corpora import llvm_test_suite, suite_of
+    from ncc.frontend.inputs import InputFile
     from ncc.graph import load
 
     sources = llvm_test_suite()
+    root = next(parent for parent in sources[0].parents if parent.name == "SingleSource")
     if arguments.limit:
         step = max(1, len(sources) // arguments.limit)
         sources = sources[::step][:arguments.limit]
@@ -78,7 +88,9 @@ def main() -> None:
     for level in arguments.levels:
         output = (arguments.keep or scratch / "graphs") / f"O{level}"
         started = time.perf_counter()
-        result = profile_batch(sources, output, workers=arguments.workers, opt_level=level,
+        # each graph under its path below SingleSource (file names repeat across the suite's folders)
+        inputs = [InputFile(path, path.relative_to(root).with_suffix("")) for path in sources]
+        result = profile_batch(inputs, output, workers=arguments.workers, opt_level=level,
                                per_source_flags=suite_flags, limits=Limits(time_s=arguments.time_limit))
         elapsed = time.perf_counter() - started
         suites: dict[str, dict] = defaultdict(lambda: {"programs": 0, "profiled": 0, "failed": Counter(),
@@ -106,7 +118,7 @@ def main() -> None:
                "overhead_quartiles": statistics.quantiles(overheads, n=4) if len(overheads) >= 4 else None,
                "overhead_programs": len(overheads),
                "suites": {name: {**values, "failed": dict(values["failed"])} for name, values in sorted(suites.items())},
-               "failure_examples": [f"{failure.reason}"[:200] for failure in result.failures[:40]]}
+               "failure_reasons": Counter(_reason(failure.reason) for failure in result.failures).most_common(40)}
         report["levels"][f"O{level}"] = row
         arguments.json.parent.mkdir(parents=True, exist_ok=True)
         arguments.json.write_text(json.dumps(report, indent=1))

@@ -10,7 +10,8 @@ than one successor gets one counter per successor, incremented at the terminator
   normal destination's phi nodes are renamed to it); unwinds are the difference.
 
 An unconditional ``br`` needs no counter (its edge runs as often as its block). The counters live in one
-global array ``@__ncc_counters``; ncc's runtime (``runtime.c``) writes it to a file when the program exits.
+global array ``@__ncc_counters`` (between guards);
+ncc's runtime (``runtime.c``) writes it to a file when the program exits.
 The attributes that let LLVM treat a function as free of side effects (``memory(...)``, ``readnone``,
 ``speculatable`` ...) are removed, so that optimising the instrumented IR keeps every increment.
 """
@@ -24,9 +25,13 @@ from ncc.errors import NccError
 from ncc.frontend.ir import IRModule
 from ncc.graph.ir_parser import Function, Instruction, parse
 
-#: The global array the counters live in, and the global holding their number.
+#: The counters (what the runtime reads), the global holding their number, and the array they live in, with
+#: ``GUARD_COUNTERS`` unused counters on each side: a program that writes a little past the end of one of its
+#: own globals (gcc-torture and csmith programs do) hits a guard, not a count.
 COUNTERS_SYMBOL = "__ncc_counters"
 COUNT_SYMBOL = "__ncc_counter_total"
+STORAGE_SYMBOL = "__ncc_counter_storage"
+GUARD_COUNTERS = 64
 
 _PHI_LIKE = frozenset(("phi", "landingpad", "catchpad", "cleanuppad"))
 _UNSUPPORTED_TERMINATORS = frozenset(("callbr", "catchswitch", "cleanupret", "catchret"))
@@ -93,7 +98,7 @@ class _Emitter:
 
     def add(self, counter: int, amount: str, lines: list[str]) -> None:
         """``counters[counter] += amount`` (an i64 value or constant)."""
-        slot = f"getelementptr inbounds (i64, ptr @{COUNTERS_SYMBOL}, i64 {counter})"
+        slot = f"getelementptr inbounds (i64, ptr @{STORAGE_SYMBOL}, i64 {counter + GUARD_COUNTERS})"
         old, new = self.name(), self.name()
         lines += [f"  {old} = load i64, ptr {slot}, align 8",
                   f"  {new} = add i64 {old}, {amount}",
@@ -172,8 +177,11 @@ def instrument(ir: IRModule | str) -> InstrumentedModule:
             line = _SIDE_EFFECT_FREE.sub("", line)
         out.append(line)
         index += 1
-    out.append(f"@{COUNTERS_SYMBOL} = global [{max(layout.num_counters, 1)} x i64] zeroinitializer, align 8")
-    out.append(f"@{COUNT_SYMBOL} = constant i64 {layout.num_counters}, align 8")
+    size = layout.num_counters + 2 * GUARD_COUNTERS
+    out.append(f"@{STORAGE_SYMBOL} = internal global [{size} x i64] zeroinitializer, align 64")
+    out.append(f"@{COUNTERS_SYMBOL} = dso_local alias i64, getelementptr inbounds "
+               f"(i8, ptr @{STORAGE_SYMBOL}, i64 {8 * GUARD_COUNTERS})")
+    out.append(f"@{COUNT_SYMBOL} = dso_local constant i64 {layout.num_counters}, align 8")
     return InstrumentedModule("\n".join(out) + "\n", layout)
 
 

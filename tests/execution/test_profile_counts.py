@@ -180,3 +180,23 @@ def test_instrumented_ir_keeps_counters_through_attributes_that_promise_no_side_
     text = instrument(module).text
     attributes = [line for line in text.splitlines() if line.startswith("attributes #")]
     assert attributes and not any("memory(" in line or "readnone" in line for line in attributes)
+
+
+# Writes past the end of its own global (undefined behaviour that gcc-torture and csmith programs have): the
+# counters must not be what it overwrites.
+OUT_OF_BOUNDS = r"""
+#include <stdio.h>
+int table[2];
+int main(void) {
+  volatile int *p = table;
+  for (int i = 0; i < 40; i++) p[2 + i] = 0;
+  printf("%d\n", table[0]);
+  return 0;
+}
+"""
+
+
+def test_a_program_writing_past_its_global_leaves_the_counts_intact():
+    result = profile(OUT_OF_BOUNDS, language="c", opt_level=0)
+    assert result.block_counts[0].tolist() == [1, 41, 40, 40, 1]
+    assert result.flow_violations() == []
