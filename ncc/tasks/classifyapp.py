@@ -451,7 +451,10 @@ def build_graphs(ir_files: Sequence[Path], workers: int | None = None, progress:
 
 
 class _CompiledSplit:
-    """The examples of one split: graphs built (in parallel) the first time they are asked for."""
+    """The examples of one split: graphs built (in parallel) when they are asked for, a chunk at a time."""
+
+    #: IR files whose graphs are built together; processing holds at most one chunk's graphs.
+    CHUNK = 2048
 
     def __init__(self, items: Sequence[tuple[Program, str, Path]], key: str, workers: int | None, progress: bool,
                  name: str):
@@ -460,28 +463,30 @@ class _CompiledSplit:
         self.workers = workers
         self.progress = progress
         self.name = name
-        self._built: list | None = None
-        self._graphs: list | None = None
 
-    def graphs(self) -> list["ProgramGraph"]:
-        """The graphs of the split's IR files (those the builder rejected are logged and left out)."""
-        if self._graphs is None:
-            built = build_graphs([ir for _, _, ir in self.items], self.workers, self.progress,
-                                 desc=f"graphs {self.name}")
-            failed = [(item, reason) for item, reason in zip(self.items, built) if isinstance(reason, str)]
-            for (program, level, _), reason in failed:
-                logger.warning("%s at -O%s: no graph: %s", program.path, level, reason)
-            self._built = built
-            self._graphs = [graph for graph in built if not isinstance(graph, str)]
-        return self._graphs
+    def iter_graphs(self) -> Iterator[tuple[tuple[Program, str, Path], "ProgramGraph"]]:
+        """``(item, graph)`` of the split's IR files in order, built ``CHUNK`` at a time and not kept (those the
+        builder rejects are logged and left out)."""
+        chunks = range(0, len(self.items), self.CHUNK)
+        for number, start in enumerate(chunks):
+            part = self.items[start:start + self.CHUNK]
+            desc = f"graphs {self.name}" + (f" {number + 1}/{len(chunks)}" if len(chunks) > 1 else "")
+            built = build_graphs([ir for _, _, ir in part], self.workers, self.progress, desc=desc)
+            for item, graph in zip(part, built):
+                if isinstance(graph, str):
+                    logger.warning("%s at -O%s: no graph: %s", item[0].path, item[1], graph)
+                else:
+                    yield item, graph
+
+    def graphs(self) -> Iterator["ProgramGraph"]:
+        """The graphs of the split's IR files (see :meth:`iter_graphs`)."""
+        return (graph for _, graph in self.iter_graphs())
 
     def examples(self) -> Iterator:
         from ncc.training.datasets import Example
 
-        self.graphs()
-        for (program, level, _), graph in zip(self.items, self._built):
-            if not isinstance(graph, str):
-                yield Example(graph, program.label - 1, name=f"{program.path}@O{level}")
+        for (program, level, _), graph in self.iter_graphs():
+            yield Example(graph, program.label - 1, name=f"{program.path}@O{level}")
 
 
 class ModuleStatementIds:
