@@ -25,6 +25,7 @@ numpy only: no torch here.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -70,7 +71,7 @@ class Field:
     def count(self, nodes: int, edges: int) -> int:
         """Entries of this field in one record."""
         size = nodes if self.length == "nodes" else edges
-        return int(np.prod([size if d == -1 else d for d in self.shape], dtype=np.int64))
+        return math.prod(size if d == -1 else d for d in self.shape)
 
     def item_shape(self, nodes: int, edges: int) -> tuple:
         size = nodes if self.length == "nodes" else edges
@@ -247,8 +248,8 @@ class ShardReader:
         self.example_graph, self.example_shard = arrays["example_graph"], arrays["example_shard"]
         self.example_offset = arrays["example_offset"]
         self.fixed = {f.name: arrays[f"fixed_{f.name}"] for f in self.fields if f.length == "fixed"}
-        self._graph_fields = [f for f in self.fields if f.part == GRAPH]
-        self._node_fields = [f for f in self.fields if f.part == EXAMPLE and f.length != "fixed"]
+        self._graph_layout = self._layout([f for f in self.fields if f.part == GRAPH])
+        self._node_layout = self._layout([f for f in self.fields if f.part == EXAMPLE and f.length != "fixed"])
         self._files = [shard["file"] for shard in self.manifest["shards"]]
         self._fds: dict[int, int] = {}
         self._pid = os.getpid()
@@ -280,17 +281,25 @@ class ShardReader:
         return buffer
 
     @staticmethod
-    def _parse(fields: list[Field], buffer: bytearray, nodes: int, edges: int, out: dict) -> None:
+    def _layout(fields: list[Field]) -> list[tuple[Field, np.dtype, np.dtype]]:
+        return [(f, np.dtype(f.store), np.dtype(f.dtype)) for f in fields]
+
+    @staticmethod
+    def _size(layout: list[tuple[Field, np.dtype, np.dtype]], nodes: int, edges: int) -> int:
+        return sum(f.count(nodes, edges) * store.itemsize for f, store, _ in layout)
+
+    @staticmethod
+    def _parse(layout: list[tuple[Field, np.dtype, np.dtype]], buffer: bytearray, nodes: int, edges: int,
+               out: dict) -> None:
         position = 0
-        for f in fields:
+        for f, store, dtype in layout:
             count = f.count(nodes, edges)
-            store = np.dtype(f.store)
             array = np.frombuffer(buffer, dtype=store, count=count, offset=position)
-            position += count * store.itemsize
-            if f.store != f.dtype:
-                array = array.astype(np.dtype(f.dtype))
-            elif (position - count * store.itemsize) % store.itemsize:  # torch wants aligned data
+            if store != dtype:
+                array = array.astype(dtype)
+            elif position % store.itemsize:  # torch wants aligned data
                 array = array.copy()
+            position += count * store.itemsize
             out[f.name] = array.reshape(f.item_shape(nodes, edges))
 
     def item(self, index: int) -> dict[str, np.ndarray | int]:
@@ -298,14 +307,14 @@ class ShardReader:
         graph = int(self.example_graph[index])
         nodes, edges = int(self.graph_nodes[graph]), int(self.graph_edges[graph])
         arrays: dict[str, np.ndarray | int] = {"num_nodes": nodes}
-        size = sum(f.count(nodes, edges) * np.dtype(f.store).itemsize for f in self._graph_fields)
-        if self._graph_fields:
-            buffer = self._read(int(self.graph_shard[graph]), int(self.graph_offset[graph]), size)
-            self._parse(self._graph_fields, buffer, nodes, edges, arrays)
-        if self._node_fields:
-            size = sum(f.count(nodes, edges) * np.dtype(f.store).itemsize for f in self._node_fields)
-            buffer = self._read(int(self.example_shard[index]), int(self.example_offset[index]), size)
-            self._parse(self._node_fields, buffer, nodes, edges, arrays)
+        if self._graph_layout:
+            buffer = self._read(int(self.graph_shard[graph]), int(self.graph_offset[graph]),
+                                self._size(self._graph_layout, nodes, edges))
+            self._parse(self._graph_layout, buffer, nodes, edges, arrays)
+        if self._node_layout:
+            buffer = self._read(int(self.example_shard[index]), int(self.example_offset[index]),
+                                self._size(self._node_layout, nodes, edges))
+            self._parse(self._node_layout, buffer, nodes, edges, arrays)
         for name, values in self.fixed.items():
             arrays[name] = values[index].copy()
         return {key: arrays[key] for key in self.keys}
