@@ -37,6 +37,7 @@ _PHI_LIKE = frozenset(("phi", "landingpad", "catchpad", "cleanuppad"))
 _UNSUPPORTED_TERMINATORS = frozenset(("callbr", "catchswitch", "cleanupret", "catchret"))
 _SIDE_EFFECT_FREE = re.compile(r"\s(?:memory\([^)]*\)|readnone|readonly|writeonly|speculatable|"
                                r"argmemonly|inaccessiblememonly|inaccessiblemem_or_argmemonly)(?=[\s}])")
+_EMPTY_GROUP = re.compile(r"^(attributes #\d+ = )\{\s*\}")  # LLVM refuses an empty group
 _TYPED_POINTER = re.compile(r"\b(?:i\d+|float|double|%[-\w.]+)\*")
 
 
@@ -174,7 +175,7 @@ def instrument(ir: IRModule | str) -> InstrumentedModule:
             continue
         line = lines[index]
         if line.startswith("attributes #"):
-            line = _SIDE_EFFECT_FREE.sub("", line)
+            line = _EMPTY_GROUP.sub(r'\1{ "ncc-instrumented" }', _SIDE_EFFECT_FREE.sub("", line))
         out.append(line)
         index += 1
     size = layout.num_counters + 2 * GUARD_COUNTERS

@@ -83,3 +83,17 @@ def test_a_program_that_needs_cxx_links_from_ir(tmp_path):
     run = ncc("profile", "ir/v.ll", "-o", "out", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert profile_arrays(load(tmp_path / "out" / "ir" / "v.json"))["node_count"].max() >= 1
+
+
+def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Measured execution"):]
+    block = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    (tmp_path / "prog.c").write_text(GOOD)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "README profile block", "exec"), scope)
+    assert scope["counts"]["node_count"].max() >= 7 and scope["result"].flow_violations() == []

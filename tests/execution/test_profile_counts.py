@@ -200,3 +200,14 @@ def test_a_program_writing_past_its_global_leaves_the_counts_intact():
     result = profile(OUT_OF_BOUNDS, language="c", opt_level=0)
     assert result.block_counts[0].tolist() == [1, 41, 40, 40, 1]
     assert result.flow_violations() == []
+
+
+def test_an_attribute_group_left_empty_stays_valid():
+    source = ("__attribute__((const)) static int twice(int x) { return 2 * x; }\n"
+              "int main(void) { volatile int n = 3; return twice(n) == 6 ? 0 : 1; }\n")
+    module = compile(source, language="c", opt_level=0)
+    text = module.text.replace("attributes #0 = {", "attributes #9 = { memory(none) }\nattributes #0 = {", 1)
+    instrumented = instrument(text).text
+    assert 'attributes #9 = { "ncc-instrumented" }' in instrumented
+    result = profile(type(module)(text=text, name="twice", flags=module.flags))  # links: LLVM refuses "{ }"
+    assert result.instrumented.exit_code == 0
