@@ -197,7 +197,7 @@ def full_corpus(workers: int, scratch: Path, compare_cache: Path | None) -> dict
                "wall_s": result.elapsed_s, "cpu_s": cpu_s, "workers": workers,
                "failure_reasons": result.failure_reasons(5)}
     if compare_cache is not None:
-        same = different = missing = 0
+        same, different, missing = 0, [], 0
         for entry in result.entries:
             other = compare_cache / entry.ir_path.parent.name / entry.ir_path.name
             if not other.is_file():
@@ -205,9 +205,17 @@ def full_corpus(workers: int, scratch: Path, compare_cache: Path | None) -> dict
             elif other.read_bytes() == entry.ir_path.read_bytes():
                 same += 1
             else:
-                different += 1
+                different.append(str(Path(entry.path).relative_to(sources)))
         summary["compared_with"] = str(compare_cache)
-        summary.update(same_ir=same, different_ir=different, not_in_other_cache=missing)
+        summary.update(same_ir=same, different_ir=len(different), not_in_other_cache=missing,
+                       different_programs=different)
+        for name in different:  # kept for a look: this checkout's IR and the other cache's, side by side
+            entry = next(e for e in result.entries if e.path.endswith(name))
+            keep = Path(tempfile.gettempdir()) / "ncc-compile-speed-different" / name.replace("/", "_")
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            keep.with_suffix(".new.ll").write_bytes(entry.ir_path.read_bytes())
+            keep.with_suffix(".other.ll").write_bytes((compare_cache / entry.ir_path.parent.name /
+                                                       entry.ir_path.name).read_bytes())
     return summary
 
 
