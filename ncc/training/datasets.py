@@ -132,7 +132,11 @@ class ExampleSource:
 
     def __init__(self, examples: Iterable[Example | tuple]):
         self._examples = [e if isinstance(e, Example) else Example(*e) for e in examples]
-        self.key = _digest(*[(graph_digest(e.graph), np.asarray(e.y).tolist(),
+        digests: dict[int, str] = {}  # a graph shared by several examples is hashed once
+        for example in self._examples:
+            if id(example.graph) not in digests:
+                digests[id(example.graph)] = graph_digest(example.graph)
+        self.key = _digest(*[(digests[id(e.graph)], np.asarray(e.y).tolist(),
                               None if e.aux is None else np.asarray(e.aux, dtype=np.float64).tolist(),
                               None if e.selector is None else np.asarray(e.selector, dtype=np.int64).tolist(),
                               None if e.mask is None else np.asarray(e.mask, dtype=bool).tolist(),
