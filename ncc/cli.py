@@ -154,7 +154,8 @@ def profile(sources, output_dir, fmt, time_limit, memory_limit, output_limit, op
 
     Each program is compiled (or read as .ll/.bc), instrumented, linked with ncc's clang and run twice, plain
     and instrumented, in a scratch folder under the limits. A program that does not build, crashes, times out,
-    exits with a non-zero status or prints other than its <stem>.reference_output is listed as a failure.
+    exits with a non-zero status or prints other than its <stem>.reference_output is listed as a failure
+    (arguments: the set(RUN_OPTIONS ...) of a CMakeLists.txt beside it, as llvm-test-suite runs it).
     Graphs carry node_count, branch_taken, branch_not_taken and edge_count; outputs mirror the inputs' paths.
     """
     from ncc.execution.batch import profile_batch

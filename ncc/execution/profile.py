@@ -335,6 +335,15 @@ def _check_run(run: RunResult, reference: bytes | None, what: str, path: str | N
         raise ExecutionError(f"{what}: {run.reason}", path, stage="run")
 
 
+def _first_difference(plain: RunResult, instrumented: RunResult) -> str:
+    """Where two runs' outputs part: ``line 3 of stdout`` or ``exit status 0 / 1``."""
+    if plain.exit_code != instrumented.exit_code:
+        return f"exit status {plain.exit_code} / {instrumented.exit_code}"
+    expected, got = plain.stdout.split(b"\n"), instrumented.stdout.split(b"\n")
+    line = next((k for k, (a, b) in enumerate(zip(expected, got)) if a != b), min(len(expected), len(got)))
+    return f"line {line + 1} of stdout"
+
+
 def profile_module(module: IRModule, limits: Limits = Limits(), reference: bytes | None = None,
                    arguments: Sequence[str] = (), stdin: bytes | None = None,
                    clang: str | os.PathLike | Toolchain | None = None, opt_level: str | None = None,
@@ -382,8 +391,8 @@ def profile_module(module: IRModule, limits: Limits = Limits(), reference: bytes
                                 env={"NCC_PROFILE_OUTPUT": str(counters_path)})
             _check_run(run, reference, "instrumented program", path)
             if plain is not None and (run.stdout, run.exit_code) != (plain.stdout, plain.exit_code):
-                raise ExecutionError("the instrumented program printed other output than the plain one", path,
-                                     stage="output")
+                raise ExecutionError(f"the instrumented program printed other output than the plain one "
+                                     f"({_first_difference(plain, run)})", path, stage="output")
             try:
                 data = counters_path.read_bytes()
             except OSError:

@@ -211,3 +211,10 @@ def test_an_attribute_group_left_empty_stays_valid():
     assert 'attributes #9 = { "ncc-instrumented" }' in instrumented
     result = profile(type(module)(text=text, name="twice", flags=module.flags))  # links: LLVM refuses "{ }"
     assert result.instrumented.exit_code == 0
+
+
+def test_output_that_depends_on_the_binary_is_caught_and_located():
+    source = ("#include <stdio.h>\nint main(void) { printf(\"same\\n%p\\n\", (void *)main); return 0; }\n")
+    with pytest.raises(ExecutionError) as caught:
+        profile(source, language="c", opt_level=0)
+    assert caught.value.stage == "output" and "line 2 of stdout" in str(caught.value)
