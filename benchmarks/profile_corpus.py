@@ -49,6 +49,47 @@ def suite_flags(path: Path) -> tuple[str, ...]:
     return (*llvm_test_suite_flags(path), *dict.fromkeys(extra))
 
 
+def branch_predictions(graph, counts) -> list[tuple[int, int, bool, bool]]:
+    """``(true count, false count, always-true guess, BTFN guess)`` of every executed conditional branch, a guess
+    being True for the true successor. BTFN on the IR's block order: a successor at or before the branch's own
+    block is a backward edge and predicted taken; with no backward edge the next block (the fall-through) is
+    predicted, else the false successor."""
+    import numpy as np
+
+    taken, not_taken = counts["branch_taken"], counts["branch_not_taken"]
+    control = graph.edge_flow == 0
+    sources, targets, positions = graph.edge_index[0][control], graph.edge_index[1][control], graph.edge_position[control]
+    found = []
+    for node in np.flatnonzero((taken >= 0) & (taken + not_taken > 0)):
+        out = sources == node
+        successor = {int(position): int(target) for position, target in zip(positions[out], targets[out])}
+        here = graph.node_block[node]
+        true_block, false_block = graph.node_block[successor[0]], graph.node_block[successor[1]]
+        if (true_block <= here) != (false_block <= here):
+            btfn = bool(true_block <= here)
+        else:
+            btfn = bool(true_block == here + 1) if false_block != here + 1 else False
+        found.append((int(taken[node]), int(not_taken[node]), True, btfn))
+    return found
+
+
+def baseline_rows(branches: list[tuple[int, int, bool, bool]]) -> dict[str, dict[str, float]]:
+    """Execution-weighted miss rate and per-branch accuracy (the guess is the majority direction) of the static
+    baselines, and the oracle (each branch's majority direction), over ``branches``."""
+    total = sum(t + f for t, f, _, _ in branches)
+    rows = {}
+    for name, index in (("always true", 2), ("BTFN", 3), ("oracle", None)):
+        misses = correct = 0
+        for branch in branches:
+            true_count, false_count = branch[0], branch[1]
+            guess = (true_count >= false_count) if index is None else branch[index]
+            misses += false_count if guess else true_count
+            correct += guess == (true_count >= false_count)
+        rows[name] = {"miss_rate": misses / total if total else 0.0,
+                      "accuracy": correct / len(branches) if branches else 0.0}
+    return rows
+
+
 def _reason(text: str) -> str:
     """A failure reason without the file: ``plain program: timed out after 10 s``, ``link failed: ...``."""
     text = re.sub(r"^\S*SingleSource/\S*?: ", "", text)
@@ -99,17 +140,22 @@ def main() -> None:
         for path in sources:
             suites[suite_of(path)]["programs"] += 1
         overheads, plain_times = [], []
+        branches_by_suite: dict[str, list] = defaultdict(list)
         for program in result.written:
             suite = suites[suite_of(Path(program.path))]
             suite["profiled"] += 1
             suite["flow_violations"] += program.violations > 0
-            counts = profile_arrays(load(program.output, validate=False))
+            graph = load(program.output, validate=False)
+            counts = profile_arrays(graph)
+            branches_by_suite[suite_of(Path(program.path))] += branch_predictions(graph, counts)
             branches = counts["branch_taken"] >= 0
             suite["static_branches"] += int(branches.sum())
             suite["dynamic_branches"] += int((counts["branch_taken"][branches] + counts["branch_not_taken"][branches]).sum())
             if program.plain_cpu_s * 1000 >= arguments.min_cpu_ms:
                 overheads.append(program.instrumented_cpu_s / program.plain_cpu_s)
                 plain_times.append(program.plain_cpu_s)
+        for name, branches in branches_by_suite.items():
+            suites[name]["baselines"] = baseline_rows(branches)
         for failure in result.failures:
             suites[suite_of(Path(failure.path))]["failed"][result.stages.get(failure.path, "?")] += 1
         row = {"elapsed_s": elapsed, "profiled": len(result.written), "failed": len(result.failures),
@@ -129,6 +175,9 @@ def main() -> None:
             print(f"  {name or '(top)'}: {values['profiled']}/{values['programs']} profiled, failed {values['failed']}, "
                   f"{values['static_branches']} branches, {values['dynamic_branches']} dynamic, "
                   f"{values['flow_violations']} with flow violations", flush=True)
+            for baseline, figures in values.get("baselines", {}).items():
+                print(f"    {baseline}: miss rate {figures['miss_rate']:.4f}, per-branch accuracy "
+                      f"{figures['accuracy']:.4f}", flush=True)
     arguments.json.parent.mkdir(parents=True, exist_ok=True)
     arguments.json.write_text(json.dumps(report, indent=1))
     print(f"saved {arguments.json}")
