@@ -199,7 +199,7 @@ def _instrument_terminator(function: Function, block_name: str, inst: Instructio
         emitter.add(not_taken, emitter.complement(value, lines), lines)
         return BranchCounters("br", (taken, not_taken))
     if opcode == "switch":
-        kind, condition, condition_type, _ = inst.operands[0]
+        _, condition, condition_type, _ = inst.operands[0]
         cases = inst.operands[1:]
         default = layout.allocate()
         counters = [default]

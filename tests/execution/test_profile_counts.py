@@ -7,7 +7,7 @@ import pytest
 
 from ncc.execution import ExecutionError, Limits, instrument, profile, profile_arrays
 from ncc.frontend import compile
-from ncc.graph import build, from_json, load_npz, save_npz, to_json, to_networkx, from_networkx
+from ncc.graph import build, from_json, from_networkx, load_npz, save_npz, to_json, to_networkx
 
 # classify(i) runs for i = 0, 10, ..., 90: i % 4 is 0, 2, 0, 2, ... (5 times each).
 LOOP_AND_SWITCH = r"""
@@ -83,7 +83,7 @@ def test_counts_are_exact_at_O2_and_conserved():
 
 def test_recursive_calls_are_counted_on_the_callee_entry():
     result = profile(RECURSION, language="c", opt_level=0)
-    fib, graph = _function(result, "@fib")
+    fib, _ = _function(result, "@fib")
     assert result.block_counts[fib][0] == 177
     assert result.successor_counts[(fib, 0)].tolist() == [89, 88]  # n < 2: true for the 89 leaves
     assert result.flow_violations() == []
@@ -119,7 +119,6 @@ def test_a_program_leaving_through_exit_breaks_only_the_out_flow():
     source = ("#include <stdlib.h>\nstatic void stop(int i) { if (i == 3) exit(0); }\n"
               "int main(void) { for (int i = 0; ; i++) { stop(i); if (i > 100) break; } return 1; }\n")
     result = profile(source, language="c", opt_level=0)
-    main, _ = _function(result, "@main")
     violations = result.flow_violations()
     assert len(violations) == 1 and violations[0].startswith("@main") and "entered 4 times, left 3 times" in violations[0]
 
