@@ -12,7 +12,7 @@ Commands:
                                                 threadcoarsening, classifyapp)
     ncc evaluate CHECKPOINT [DATA]...           metrics of a trained model on splits or on files
     ncc reproduce TASK                          run the rows of a paper table and print it
-                                                (devmap, threadcoarsening, classifyapp)
+                                                (dataflow, devmap, threadcoarsening, classifyapp)
 
 Training runs on the GPU when there is one (mixed precision), else the CPU; under
 `torchrun --nproc_per_node N $(which ncc) train ...` it runs data-parallel over N processes.

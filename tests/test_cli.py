@@ -118,4 +118,4 @@ def test_help_lists_every_command_on_its_own_line(tmp_path):
     run = ncc("--help", cwd=tmp_path)
     assert run.returncode == 0
     listed = re.findall(r"^\s+ncc (\w+) ", run.stdout, flags=re.MULTILINE)
-    assert listed == ["doctor", "compile", "graph", "embed", "train", "evaluate", "reproduce"]
+    assert listed == ["doctor", "compile", "graph", "profile", "embed", "train", "evaluate", "reproduce"]
