@@ -242,7 +242,7 @@ def test_reproduce_command_rejects_options_of_other_tasks(capsys):
         assert message in capsys.readouterr().err
 
 
-def test_reproduce_command_prints_the_table(prepared, tmp_path, capsys):
+def test_reproduce_command_prints_the_table(prepared, tmp_path, capsys, monkeypatch):
     main(["reproduce", "classifyapp", "--classes", "2", "--models", "bag,bag-statements", "-o", str(tmp_path)])
     out = capsys.readouterr().out
     assert "| bag |" in out and "| ProGraML GGNN (Cummins et al., 2021) | (published) |" in out
@@ -254,6 +254,15 @@ def test_reproduce_command_prints_the_table(prepared, tmp_path, capsys):
     with open(tmp_path / "compile-failures.csv", newline="") as handle:
         failed = list(csv.DictReader(handle))
     assert len(failed) == 200 - int(rows["bag"]["programs"].split("/")[0]) and "compile-failures.csv" in out
+    assert len(list((tmp_path / "quick").glob("bag*/report.json"))) == 2
+
+    def refit(*_):
+        raise AssertionError("a bag row was fitted again")
+
+    monkeypatch.setattr(classifyapp, "bag_of_nodes", refit)  # the second run reads the rows' reports
+    main(["reproduce", "classifyapp", "--classes", "2", "--models", "bag,bag-statements", "-o", str(tmp_path)])
+    with open(tmp_path / "classifyapp.csv", newline="") as handle:
+        assert {row["model"]: row for row in csv.DictReader(handle)} == rows
 
 
 def test_a_stopped_reproduce_lists_its_unfinished_row_and_resumes_it(prepared, tmp_path):
