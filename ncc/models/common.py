@@ -189,3 +189,15 @@ def parse_steps(steps: Any) -> tuple[int, ...]:
             isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in steps):
         raise ValueError(f"steps must be positive ints (e.g. 6 or '2,2,2,2'), got {steps!r}")
     return tuple(int(s) for s in steps)
+
+
+def mean_max_readout(h: Tensor, batch: Any, aux_dim: int) -> Tensor:
+    """Per graph, the mean and the max of its node states, then its auxiliary inputs: ``[B, 2H + aux_dim]``."""
+    from torch_geometric.nn import global_max_pool, global_mean_pool
+
+    index, num_graphs = graph_index(batch, h.shape[0], h.device)
+    pooled = [global_mean_pool(h, index, num_graphs), global_max_pool(h, index, num_graphs)]
+    aux = aux_input(batch, aux_dim, num_graphs)
+    if aux is not None:
+        pooled.append(aux.to(h.dtype))
+    return torch.cat(pooled, dim=-1)

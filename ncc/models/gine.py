@@ -6,10 +6,10 @@ from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import MessagePassing, global_add_pool, global_max_pool, global_mean_pool
+from torch_geometric.nn import MessagePassing, global_add_pool
 
-from ncc.models.common import (NUM_EDGE_TYPES, READOUTS, NodeEmbedding, aux_input, bidirectional_edges,
-                               check_choice, check_int, check_probability, from_config, graph_index,
+from ncc.models.common import (NUM_EDGE_TYPES, READOUTS, NodeEmbedding, bidirectional_edges, check_choice,
+                               check_int, check_probability, from_config, graph_index, mean_max_readout,
                                sinusoidal_encoding)
 
 
@@ -199,9 +199,4 @@ class RelationalGINE(nn.Module):
         j = self.node_states(batch)
         if self.readout == "node":
             return self.head(j)
-        index, num_graphs = graph_index(batch, j.shape[0], j.device)
-        pooled = [global_mean_pool(j, index, num_graphs), global_max_pool(j, index, num_graphs)]
-        aux = aux_input(batch, self.aux_dim, num_graphs)
-        if aux is not None:
-            pooled.append(aux.to(j.dtype))
-        return self.head(torch.cat(pooled, dim=-1))
+        return self.head(mean_max_readout(j, batch, self.aux_dim))

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import torch
 from torch import Tensor, nn
-from torch_geometric.nn import global_max_pool, global_mean_pool
 
-from ncc.models.common import (READOUTS, NodeEmbedding, aux_input, check_choice, check_int, check_probability,
-                               from_config, graph_index)
+from ncc.models.common import (READOUTS, NodeEmbedding, check_choice, check_int, check_probability, from_config,
+                               mean_max_readout)
 
 
 class NodeMLP(nn.Module):
@@ -70,9 +68,4 @@ class NodeMLP(nn.Module):
         h = self.mlp(self.embedding(batch.x, getattr(batch, "selector", None)))
         if self.readout == "node":
             return self.head(h)
-        index, num_graphs = graph_index(batch, h.shape[0], h.device)
-        pooled = [global_mean_pool(h, index, num_graphs), global_max_pool(h, index, num_graphs)]
-        aux = aux_input(batch, self.aux_dim, num_graphs)
-        if aux is not None:
-            pooled.append(aux.to(h.dtype))
-        return self.head(torch.cat(pooled, dim=-1))
+        return self.head(mean_max_readout(h, batch, self.aux_dim))
