@@ -29,7 +29,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -332,7 +332,7 @@ def reproduce_dataflow(output: str | Path, models: Sequence[str] = ("ggnn",), an
 class ExamplePrediction:
     """One example of a split with a run's answer: ``predicted`` per node (0 or 1, -1 where not scored)."""
 
-    example: "object"
+    example: Any  # an ncc.training.datasets.Example
     predicted: np.ndarray
 
     @property
