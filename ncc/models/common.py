@@ -28,6 +28,15 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_readout(readout: Any, aux_dim: Any) -> tuple[str, int]:
+    """``(readout, aux_dim)`` checked: ``"graph"`` or ``"node"``, and auxiliary inputs only with graph readout."""
+    readout = check_choice("readout", readout, READOUTS)
+    aux_dim = check_int("aux_dim", aux_dim, minimum=0)
+    if aux_dim and readout == "node":
+        raise ValueError("aux_dim > 0 needs readout='graph': auxiliary inputs are per graph")
+    return readout, aux_dim
+
+
 def check_probability(name: str, value: Any) -> float:
     """``value`` as a float in [0, 1), else ValueError naming the argument."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 <= value < 1:

@@ -8,9 +8,9 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing, global_add_pool, global_mean_pool
 
-from ncc.models.common import (NUM_EDGE_TYPES, READOUTS, NodeEmbedding, aux_input, bidirectional_edges,
-                               check_choice, check_int, check_probability, from_config, graph_index,
-                               parse_steps, sinusoidal_encoding)
+from ncc.models.common import (NUM_EDGE_TYPES, NodeEmbedding, aux_input, bidirectional_edges, check_choice,
+                               check_int, check_probability, check_readout, from_config, graph_index, parse_steps,
+                               sinusoidal_encoding)
 
 AGGREGATIONS = ("mean", "sum")
 POOLINGS = ("sum", "mean")
@@ -148,10 +148,7 @@ class GGNN(nn.Module):
                  stable_for: int = 3):
         super().__init__()
         self.num_classes = check_int("num_classes", num_classes)
-        self.readout = check_choice("readout", readout, READOUTS)
-        self.aux_dim = check_int("aux_dim", aux_dim, minimum=0)
-        if self.aux_dim and self.readout == "node":
-            raise ValueError("aux_dim > 0 needs readout='graph': auxiliary inputs are per graph")
+        self.readout, self.aux_dim = check_readout(readout, aux_dim)
         self.aggregation = check_choice("aggregation", aggregation, AGGREGATIONS)
         self.pooling = check_choice("pooling", pooling, POOLINGS)
         self.steps = parse_steps(steps)

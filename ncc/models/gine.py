@@ -8,9 +8,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing, global_add_pool
 
-from ncc.models.common import (NUM_EDGE_TYPES, READOUTS, NodeEmbedding, bidirectional_edges, check_choice,
-                               check_int, check_probability, from_config, graph_index, mean_max_readout,
-                               sinusoidal_encoding)
+from ncc.models.common import (NUM_EDGE_TYPES, NodeEmbedding, bidirectional_edges, check_int, check_probability,
+                               check_readout, from_config, graph_index, mean_max_readout, sinusoidal_encoding)
 
 
 def _mlp(width: int, hidden: int) -> nn.Sequential:
@@ -131,10 +130,7 @@ class RelationalGINE(nn.Module):
                  max_position: int = 512, dropout: float = 0.1, selector: bool = False):
         super().__init__()
         self.num_classes = check_int("num_classes", num_classes)
-        self.readout = check_choice("readout", readout, READOUTS)
-        self.aux_dim = check_int("aux_dim", aux_dim, minimum=0)
-        if self.aux_dim and self.readout == "node":
-            raise ValueError("aux_dim > 0 needs readout='graph': auxiliary inputs are per graph")
+        self.readout, self.aux_dim = check_readout(readout, aux_dim)
         self.hidden_size = h = check_int("hidden_size", hidden_size)
         self.num_layers = layers = check_int("num_layers", num_layers)
         self.max_position = check_int("max_position", max_position)

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from torch import Tensor, nn
 
-from ncc.models.common import (READOUTS, NodeEmbedding, check_choice, check_int, check_probability, from_config,
+from ncc.models.common import (NodeEmbedding, check_int, check_probability, check_readout, from_config,
                                mean_max_readout)
 
 
@@ -43,10 +43,7 @@ class NodeMLP(nn.Module):
                  selector: bool = False):
         super().__init__()
         self.num_classes = check_int("num_classes", num_classes)
-        self.readout = check_choice("readout", readout, READOUTS)
-        self.aux_dim = check_int("aux_dim", aux_dim, minimum=0)
-        if self.aux_dim and self.readout == "node":
-            raise ValueError("aux_dim > 0 needs readout='graph': auxiliary inputs are per graph")
+        self.readout, self.aux_dim = check_readout(readout, aux_dim)
         h = check_int("hidden_size", hidden_size)
         dropout = check_probability("dropout", dropout)
         self.embedding = NodeEmbedding(vocab_size, embedding_dim, pretrained_embeddings, freeze_embeddings,
